@@ -1,0 +1,58 @@
+"""Settings, defaults and names in one place.
+
+Every value can be overridden in Django settings through the ``SERVICEBUS`` dict, e.g.
+``SERVICEBUS = {"SERVICE_NAME": "orders", "DEFAULT_TIMEOUT": 2.0}``.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, fields
+from typing import Any
+
+# Wire contract: bump only with a documented migration (docs/protocol.md).
+PROTOCOL_VERSION = 1
+REQUEST_TYPE = "servicebus.request"
+REPLY_TYPE = "servicebus.reply"
+
+# Channel names.
+REQUEST_CHANNEL_TEMPLATE = "{service}.request"
+REPLY_CHANNEL_PREFIX = "servicebus.reply"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Effective servicebus settings (defaults overridden by ``settings.SERVICEBUS``)."""
+
+    SERVICE_NAME: str = ""
+    CHANNEL_LAYER: str = "default"
+    DEFAULT_TIMEOUT: float = 5.0
+    MAX_BODY_SIZE: int = 8 * 1024 * 1024
+    WORKER_CONCURRENCY: int = 64
+    DRAIN_TIMEOUT: float = 30.0
+    # Caps how long a blocking receive waits before it polls again (shutdown latency).
+    RECEIVE_POLL: float = 1.0
+
+
+def get_settings() -> Settings:
+    """Read ``settings.SERVICEBUS`` (when Django is configured) over the defaults."""
+    overrides: dict[str, Any] = {}
+    try:
+        from django.conf import settings as dj
+
+        if dj.configured:
+            overrides = dict(getattr(dj, "SERVICEBUS", {}) or {})
+    except ImportError:  # pragma: no cover - django is a dependency
+        pass
+    known = {f.name for f in fields(Settings)}
+    unknown = set(overrides) - known
+    if unknown:
+        raise ValueError(f"unknown SERVICEBUS setting(s): {sorted(unknown)}; known: {sorted(known)}")
+    if not overrides.get("SERVICE_NAME"):
+        overrides["SERVICE_NAME"] = os.environ.get("SERVICEBUS_SERVICE_NAME", "")
+    return Settings(**overrides)
+
+
+def request_channel(service: str) -> str:
+    """The channel a service listens on by default."""
+    return REQUEST_CHANNEL_TEMPLATE.format(service=service)

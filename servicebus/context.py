@@ -1,0 +1,80 @@
+"""The request being handled, carried by context variables.
+
+Nested calls read it to inherit the correlation ID, headers, flags and deadline; the
+outbox reads it to stamp events with the correlation ID; log records read it too.
+At an edge (an HTTP view, a management command) ``bind()`` sets the same values
+before any bus request exists.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import logging
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from servicebus.request import Request
+
+
+@dataclass(frozen=True)
+class EdgeContext:
+    """What an edge binds for the calls it makes: correlation ID, headers, flags."""
+
+    correlation_id: str | None = None
+    headers: Mapping[str, str] = field(default_factory=dict)
+    flags: frozenset[str] = frozenset()
+
+
+_current: contextvars.ContextVar[Request | None] = contextvars.ContextVar(
+    "servicebus_request", default=None
+)
+_edge: contextvars.ContextVar[EdgeContext | None] = contextvars.ContextVar(
+    "servicebus_edge", default=None
+)
+
+
+def current_request() -> Request | None:
+    """The request this code runs on behalf of, or None outside a handler."""
+    return _current.get()
+
+
+def current_edge() -> EdgeContext | None:
+    """What the nearest edge bound with ``bind()``, or None."""
+    return _edge.get()
+
+
+def current_correlation_id() -> str | None:
+    """The correlation ID in scope: the current request's, else the edge's, else None."""
+    request = _current.get()
+    if request is not None:
+        return request.correlation_id
+    edge = _edge.get()
+    return edge.correlation_id if edge is not None else None
+
+
+@contextlib.contextmanager
+def bind(
+    correlation_id: str | None = None,
+    *,
+    headers: Mapping[str, str] | None = None,
+    flags: Iterable[str] | None = None,
+) -> Iterator[EdgeContext]:
+    """Make calls inside the block carry this correlation ID, these headers and flags."""
+    edge = EdgeContext(correlation_id, dict(headers or {}), frozenset(flags or ()))
+    token = _edge.set(edge)
+    try:
+        yield edge
+    finally:
+        _edge.reset(token)
+
+
+class CorrelationIdFilter(logging.Filter):
+    """Adds ``record.correlation_id`` (``-`` when none) so log formats can print it."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not hasattr(record, "correlation_id"):
+            record.correlation_id = current_correlation_id() or "-"
+        return True
