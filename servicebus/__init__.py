@@ -1,5 +1,8 @@
 """servicebus: a Django service bus on Channels (RPC over a Redis channel layer)."""
 
+from servicebus.bridge import call
+from servicebus.client import acall
+from servicebus.context import bind, current_correlation_id, current_request
 from servicebus.errors import (
     Backpressure,
     BadRequest,
@@ -11,6 +14,8 @@ from servicebus.errors import (
     ServiceBusError,
     ServiceError,
 )
+from servicebus.request import Request
+from servicebus.service import Service
 
 __all__ = [
     "Backpressure",
@@ -20,6 +25,13 @@ __all__ = [
     "MethodNotFound",
     "PayloadTooLarge",
     "RemoteError",
+    "Request",
+    "Service",
     "ServiceBusError",
     "ServiceError",
+    "acall",
+    "bind",
+    "call",
+    "current_correlation_id",
+    "current_request",
 ]

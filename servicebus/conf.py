@@ -6,6 +6,7 @@ Every value can be overridden in Django settings through the ``SERVICEBUS`` dict
 
 from __future__ import annotations
 
+import functools
 import os
 from dataclasses import dataclass, fields
 from typing import Any
@@ -34,8 +35,9 @@ class Settings:
     RECEIVE_POLL: float = 1.0
 
 
+@functools.cache
 def get_settings() -> Settings:
-    """Read ``settings.SERVICEBUS`` (when Django is configured) over the defaults."""
+    """Read ``settings.SERVICEBUS`` (when Django is configured) over the defaults; cached."""
     overrides: dict[str, Any] = {}
     try:
         from django.conf import settings as dj
@@ -56,3 +58,17 @@ def get_settings() -> Settings:
 def request_channel(service: str) -> str:
     """The channel a service listens on by default."""
     return REQUEST_CHANNEL_TEMPLATE.format(service=service)
+
+
+def _reset_on_setting_changed(**kwargs: Any) -> None:
+    # override_settings in tests must take effect at once.
+    if kwargs.get("setting") == "SERVICEBUS":
+        get_settings.cache_clear()
+
+
+try:
+    from django.core.signals import setting_changed
+
+    setting_changed.connect(_reset_on_setting_changed)
+except ImportError:  # pragma: no cover
+    pass

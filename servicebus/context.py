@@ -8,6 +8,7 @@ before any bus request exists.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import contextvars
 import logging
@@ -33,6 +34,11 @@ _current: contextvars.ContextVar[Request | None] = contextvars.ContextVar(
 )
 _edge: contextvars.ContextVar[EdgeContext | None] = contextvars.ContextVar(
     "servicebus_edge", default=None
+)
+# The worker loop a sync handler's thread belongs to: its sync call()s run there rather
+# than on the bridge, so one loop (and one in-memory layer) serves the whole chain.
+_handler_loop: contextvars.ContextVar[asyncio.AbstractEventLoop | None] = contextvars.ContextVar(
+    "servicebus_handler_loop", default=None
 )
 
 

@@ -1,0 +1,209 @@
+"""The request/reply envelope: one versioned wire contract (see docs/protocol.md).
+
+A request is a channel-layer message (a dict) whose ``body`` is msgpack bytes, encoded
+once at the caller; the layer's own serializer then carries the small envelope. A body
+that cannot be encoded fails at the caller before anything is sent.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import msgpack
+
+from servicebus.conf import PROTOCOL_VERSION, REPLY_TYPE, REQUEST_TYPE
+from servicebus.errors import BadRequest, PayloadTooLarge
+
+__all__ = [
+    "EnvelopeError",
+    "Reply",
+    "RequestEnvelope",
+    "decode_body",
+    "encode_body",
+    "error_reply",
+    "ok_reply",
+    "parse_reply",
+    "parse_request",
+    "request_message",
+    "validate_headers",
+]
+
+_packb = msgpack.Packer(use_bin_type=True, autoreset=True).pack
+
+
+def encode_body(body: Any, max_size: int) -> bytes:
+    """Encode a body with msgpack; BadRequest when it can't be, PayloadTooLarge past max_size."""
+    try:
+        data = _packb(body)
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise BadRequest(
+            f"body cannot be serialized: {exc}; send only dicts, lists, str, bytes, "
+            "int, float, bool and None (convert Decimal, datetime, UUID to str)"
+        ) from None
+    if len(data) > max_size:
+        raise PayloadTooLarge(f"body is {len(data)} bytes encoded, over the {max_size} limit")
+    return data
+
+
+def decode_body(data: Any) -> Any:
+    """Decode a body encoded by ``encode_body``; BadRequest when it is not valid msgpack."""
+    if not isinstance(data, bytes):
+        raise BadRequest(f"body must be msgpack bytes, got {type(data).__name__}")
+    try:
+        return msgpack.unpackb(data, raw=False)
+    except Exception as exc:
+        raise BadRequest(f"body is not valid msgpack: {exc}") from None
+
+
+def validate_headers(headers: Mapping[str, str] | None) -> dict[str, str]:
+    """Headers must be a mapping of str to str; BadRequest otherwise."""
+    if not headers:
+        return {}
+    if not isinstance(headers, Mapping):
+        raise BadRequest("headers must be a mapping of str to str")
+    for key, value in headers.items():
+        if not isinstance(key, str) or not isinstance(value, str):
+            raise BadRequest(f"header {key!r} must map str to str, got {type(value).__name__}")
+    return dict(headers)
+
+
+def request_message(
+    *,
+    id: str,
+    correlation_id: str,
+    method: str,
+    body: bytes,
+    reply_to: str | None,
+    deadline: float,
+    headers: Mapping[str, str],
+    flags: Iterable[str],
+    caller: str,
+) -> dict[str, Any]:
+    """Build the request message sent on a service's request channel."""
+    return {
+        "type": REQUEST_TYPE,
+        "v": PROTOCOL_VERSION,
+        "id": id,
+        "cid": correlation_id,
+        "method": method,
+        "body": body,
+        "reply_to": reply_to,
+        "deadline": deadline,
+        "headers": dict(headers),
+        "flags": sorted(flags),
+        "caller": caller,
+    }
+
+
+class EnvelopeError(Exception):
+    """A message is not a valid request; ``reply_to``/``id`` are set when it can be answered."""
+
+    def __init__(self, reason: str, reply_to: str | None = None, id: str | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.reply_to = reply_to
+        self.id = id
+
+
+@dataclass(frozen=True, slots=True)
+class RequestEnvelope:
+    """A validated request message; the body is still encoded."""
+
+    id: str
+    correlation_id: str
+    method: str
+    body: bytes
+    reply_to: str | None
+    deadline: float
+    headers: dict[str, str]
+    flags: frozenset[str]
+    caller: str
+
+
+def _str_or_none(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+def parse_request(message: Any) -> RequestEnvelope:
+    """Validate a received message as a request envelope; EnvelopeError when it is not one."""
+    if not isinstance(message, dict):
+        raise EnvelopeError(f"message is a {type(message).__name__}, not a dict")
+    reply_to = _str_or_none(message.get("reply_to"))
+    req_id = _str_or_none(message.get("id"))
+    if message.get("type") != REQUEST_TYPE:
+        raise EnvelopeError(f"message type is {message.get('type')!r}, not {REQUEST_TYPE!r}",
+                            reply_to, req_id)
+    version = message.get("v")
+    if version != PROTOCOL_VERSION:
+        raise EnvelopeError(f"unsupported protocol version {version!r}", reply_to, req_id)
+    if req_id is None:
+        raise EnvelopeError("request has no id", reply_to)
+    method = message.get("method")
+    if not isinstance(method, str) or not method:
+        raise EnvelopeError("request has no method", reply_to, req_id)
+    deadline = message.get("deadline")
+    if not isinstance(deadline, (int, float)) or isinstance(deadline, bool):
+        raise EnvelopeError("request has no numeric deadline", reply_to, req_id)
+    body = message.get("body")
+    if not isinstance(body, bytes):
+        raise EnvelopeError("request body must be msgpack bytes", reply_to, req_id)
+    headers = message.get("headers") or {}
+    flags = message.get("flags") or []
+    caller = message.get("caller") or ""
+    try:
+        headers = validate_headers(headers)
+    except BadRequest as exc:
+        raise EnvelopeError(exc.message, reply_to, req_id) from None
+    if not isinstance(flags, list) or not all(isinstance(f, str) for f in flags):
+        raise EnvelopeError("flags must be a list of str", reply_to, req_id)
+    if not isinstance(caller, str):
+        raise EnvelopeError("caller must be a str", reply_to, req_id)
+    correlation_id = _str_or_none(message.get("cid")) or req_id
+    return RequestEnvelope(
+        id=req_id,
+        correlation_id=correlation_id,
+        method=method,
+        body=body,
+        reply_to=reply_to,
+        deadline=float(deadline),
+        headers=headers,
+        flags=frozenset(flags),
+        caller=caller,
+    )
+
+
+def ok_reply(id: str, body: bytes) -> dict[str, Any]:
+    """A success reply carrying the encoded result."""
+    return {"type": REPLY_TYPE, "v": PROTOCOL_VERSION, "id": id, "ok": True, "body": body}
+
+
+def error_reply(id: str | None, error: Mapping[str, Any]) -> dict[str, Any]:
+    """An error reply carrying ``{"code", "message", "details"}``."""
+    return {"type": REPLY_TYPE, "v": PROTOCOL_VERSION, "id": id, "ok": False, "error": dict(error)}
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """A parsed reply: either ``body`` (encoded) or ``error`` (data)."""
+
+    id: str
+    ok: bool
+    body: bytes | None
+    error: Any
+
+
+def parse_reply(message: Any) -> Reply | None:
+    """Parse a reply message; None when it is not one (the caller counts and drops it)."""
+    if not isinstance(message, dict) or message.get("type") != REPLY_TYPE:
+        return None
+    req_id = message.get("id")
+    if not isinstance(req_id, str):
+        return None
+    if message.get("ok") is True:
+        body = message.get("body")
+        if not isinstance(body, bytes):
+            return None
+        return Reply(req_id, True, body, None)
+    return Reply(req_id, False, None, message.get("error"))

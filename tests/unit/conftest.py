@@ -1,0 +1,19 @@
+"""Unit tests run on channels' InMemoryChannelLayer (tests/settings.py)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from channels.layers import channel_layers
+
+from servicebus.metrics import metrics
+
+
+@pytest.fixture(autouse=True)
+def fresh_layer() -> Iterator[None]:
+    """A new in-memory layer and zeroed counters for every test."""
+    channel_layers.backends.clear()
+    metrics.reset()
+    yield
+    channel_layers.backends.clear()

@@ -1,0 +1,232 @@
+"""RPC on the in-memory layer: round trips, errors, context propagation, deadlines."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+import pytest
+from channels.layers import get_channel_layer
+
+import servicebus
+from servicebus import (
+    BadRequest,
+    CallTimeout,
+    MethodNotFound,
+    PayloadTooLarge,
+    RemoteError,
+    ServiceBusError,
+)
+from servicebus.conf import get_settings
+from servicebus.metrics import metrics
+from servicebus.testing import serve, serve_in_background
+from tests.unit.services import chain_a, chain_b, chain_c, misc
+
+
+async def test_async_round_trip() -> None:
+    async with serve(misc):
+        body = {"sku": "A1", "qty": 2, "tags": ["x"], "raw": b"\x00\x01", "n": None}
+        assert await servicebus.acall("misc.request", "echo", body) == body
+        assert await servicebus.acall("misc.request", "sync_echo", [1, 2.5, True]) == [1, 2.5, True]
+
+
+def test_sync_round_trip_from_threads() -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    with serve_in_background(misc), ThreadPoolExecutor(8) as pool:
+        results = list(
+            pool.map(lambda i: servicebus.call("misc.request", "echo", {"i": i}), range(40))
+        )
+    assert results == [{"i": i} for i in range(40)]
+
+
+async def test_sync_call_inside_event_loop_is_refused() -> None:
+    with pytest.raises(RuntimeError, match="acall"):
+        servicebus.call("misc.request", "echo", 1)
+
+
+async def test_concurrent_requests_are_handled_concurrently() -> None:
+    async with serve(misc, concurrency=50):
+        start = time.monotonic()
+        results = await asyncio.gather(
+            *(servicebus.acall("misc.request", "sleep", 0.1) for _ in range(50))
+        )
+        assert results == [0.1] * 50
+        assert time.monotonic() - start < 2.0  # sequential would take 5 s
+
+
+async def test_sync_handlers_run_in_threads_concurrently() -> None:
+    async with serve(misc, concurrency=20):
+        start = time.monotonic()
+        await asyncio.gather(
+            *(servicebus.acall("misc.request", "sync_sleep", 0.1) for _ in range(20))
+        )
+        assert time.monotonic() - start < 1.5  # sequential would take 2 s
+
+
+async def test_service_error_reaches_caller_with_code_and_details() -> None:
+    async with serve(misc):
+        with pytest.raises(RemoteError) as info:
+            await servicebus.acall("misc.request", "fail")
+    assert info.value.code == "out_of_stock"
+    assert info.value.message == "only 3 left"
+    assert info.value.details == {"sku": "A1", "available": 3}
+    assert type(info.value) is RemoteError
+
+
+async def test_unexpected_exception_is_internal_without_traceback(caplog) -> None:
+    caplog.set_level(logging.ERROR, logger="servicebus.service")
+    async with serve(misc):
+        with pytest.raises(RemoteError) as info:
+            await servicebus.acall("misc.request", "crash")
+    assert info.value.code == "internal"
+    assert "secret-internal-detail" not in str(info.value)
+    assert "Traceback" not in str(info.value)
+    # The worker logs the exception, with the correlation ID.
+    record = next(r for r in caplog.records if r.name == "servicebus.service")
+    assert "secret-internal-detail" in caplog.text
+    assert getattr(record, "correlation_id", None)
+    assert record.correlation_id in str(info.value)
+
+
+async def test_unserializable_reply_is_internal_error() -> None:
+    async with serve(misc):
+        with pytest.raises(RemoteError) as info:
+            await servicebus.acall("misc.request", "bad_reply")
+    assert info.value.code == "internal"
+
+
+async def test_method_not_found() -> None:
+    async with serve(misc):
+        with pytest.raises(MethodNotFound) as info:
+            await servicebus.acall("misc.request", "nope")
+    assert info.value.code == "method_not_found"
+    assert "nope" in info.value.message
+    assert isinstance(info.value, RemoteError)
+
+
+async def test_timeout_when_nobody_serves() -> None:
+    start = time.monotonic()
+    with pytest.raises(CallTimeout) as info:
+        await servicebus.acall("nobody.request", "echo", timeout=0.2)
+    assert 0.15 < time.monotonic() - start < 2
+    assert isinstance(info.value, ServiceBusError)
+    assert "runworker" in str(info.value)  # the sentence says what to do
+
+
+async def test_timeout_when_handler_is_slow_and_late_reply_counted() -> None:
+    async with serve(misc):
+        with pytest.raises(CallTimeout):
+            await servicebus.acall("misc.request", "sleep", 0.3, timeout=0.1)
+        await asyncio.sleep(0.4)
+    assert metrics.get("replies_late") == 1
+
+
+async def test_unserializable_argument_fails_before_sending() -> None:
+    layer = get_channel_layer()
+    with pytest.raises(BadRequest, match="serialized"):
+        await servicebus.acall("misc.request", "echo", {"when": object()})
+    assert "misc.request" not in layer.channels  # nothing was sent
+
+
+async def test_oversized_argument_fails_before_sending(settings) -> None:
+    settings.SERVICEBUS = {"SERVICE_NAME": "tests", "MAX_BODY_SIZE": 1000}
+    assert get_settings().MAX_BODY_SIZE == 1000
+    with pytest.raises(PayloadTooLarge):
+        await servicebus.acall("misc.request", "echo", "x" * 2000)
+    assert isinstance(PayloadTooLarge("x"), BadRequest)
+
+
+async def test_bad_headers_rejected() -> None:
+    with pytest.raises(BadRequest, match="header"):
+        await servicebus.acall("misc.request", "echo", headers={"a": 1})  # type: ignore[dict-item]
+
+
+async def test_backpressure_at_capacity(settings) -> None:
+    settings.CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels.layers.InMemoryChannelLayer",
+            "CONFIG": {"capacity": 3},
+        }
+    }
+    # Nobody serves the channel: 3 requests fill it, the 4th is refused at once.
+    pending = [
+        asyncio.create_task(servicebus.acall("full.request", "echo", timeout=0.5)) for _ in range(3)
+    ]
+    await asyncio.sleep(0.01)
+    start = time.monotonic()
+    with pytest.raises(servicebus.Backpressure):
+        await servicebus.acall("full.request", "echo", timeout=5)
+    assert time.monotonic() - start < 0.1
+    for task in pending:
+        with pytest.raises(CallTimeout):
+            await task
+    assert metrics.get("calls_backpressure") == 1
+
+
+async def test_chain_carries_correlation_id_headers_and_flags() -> None:
+    # chain_b is a sync handler making a sync nested call; all on one loop.
+    async with serve(chain_a, chain_b, chain_c), asyncio.timeout(20):
+        with servicebus.bind("req-123", headers={"x-tenant": "acme"}, flags={"beta"}):
+            trail = await servicebus.acall(
+                "chain_a.request", "start", {"k": 1}, flags=["bulk_discount"], timeout=10
+            )
+    assert [hop["service"] for hop in trail] == ["chain_a", "chain_b", "chain_c"]
+    assert {hop["cid"] for hop in trail} == {"req-123"}
+    assert all(hop["headers"] == {"x-tenant": "acme"} for hop in trail)
+    assert all(hop["flags"] == ["beta", "bulk_discount"] for hop in trail)
+    assert [hop["caller"] for hop in trail] == ["tests", "chain_a", "chain_b"]
+    # Each hop's remaining time is capped by its parent's.
+    remaining = [hop["remaining"] for hop in trail]
+    assert remaining[0] <= 10
+    assert remaining[1] <= remaining[0] + 0.05
+    assert remaining[2] <= remaining[1] + 0.05
+
+
+async def test_generated_correlation_id_is_shared_by_nested_calls() -> None:
+    with serve_in_background(chain_a, chain_b, chain_c):
+        trail = await asyncio.to_thread(servicebus.call, "chain_a.request", "start", None, timeout=10)
+    cids = {hop["cid"] for hop in trail}
+    assert len(cids) == 1
+    assert len(cids.pop()) == 32
+
+
+async def test_nested_timeout_never_exceeds_parent_deadline() -> None:
+    async with serve(misc):
+        got = await servicebus.acall("misc.request", "nested_remaining", timeout=1.0)
+    assert 0 < got <= 1.0
+
+
+async def test_expired_request_is_not_executed() -> None:
+    layer = get_channel_layer()
+    from servicebus.envelope import encode_body, request_message
+
+    ran: list[str] = []
+    svc = servicebus.Service("expiry")
+
+    @svc.method()
+    async def touch(request):
+        ran.append(request.id)
+
+    await layer.send(
+        "expiry.request",
+        request_message(
+            id="old",
+            correlation_id="c",
+            method="touch",
+            body=encode_body(None, 100),
+            reply_to=None,
+            deadline=time.time() - 1,
+            headers={},
+            flags=[],
+            caller="t",
+        ),
+    )
+    async with serve(svc):
+        for _ in range(100):
+            if metrics.get("requests_expired"):
+                break
+            await asyncio.sleep(0.01)
+    assert ran == []
+    assert metrics.get("requests_expired") == 1
