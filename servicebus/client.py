@@ -138,7 +138,7 @@ def _router_for(layer: Any) -> ReplyRouter:
 
 def _expire(future: asyncio.Future[Reply]) -> None:
     if not future.done():
-        future.set_exception(asyncio.TimeoutError())
+        future.set_exception(TimeoutError())
 
 
 async def acall(
@@ -182,7 +182,9 @@ async def acall(
         merged_flags.update(str(f) for f in flags)
     if wait <= 0:
         metrics.inc("calls_timeout")
-        raise CallTimeout(f"no time left to call {channel} {method}: the parent request's deadline passed")
+        raise CallTimeout(
+            f"no time left to call {channel} {method}: the parent request's deadline passed"
+        )
     encoded = encode_body(body, settings.MAX_BODY_SIZE)
     layer = get_layer()
     router = _router_for(layer)
@@ -214,7 +216,7 @@ async def acall(
         handle = asyncio.get_running_loop().call_later(wait, _expire, future)
         try:
             reply = await future
-        except asyncio.TimeoutError:
+        except TimeoutError:
             metrics.inc("calls_timeout")
             raise CallTimeout(f"no reply from {channel} {method} within {wait:.3g}s") from None
         finally:

@@ -49,7 +49,9 @@ def get_settings() -> Settings:
     known = {f.name for f in fields(Settings)}
     unknown = set(overrides) - known
     if unknown:
-        raise ValueError(f"unknown SERVICEBUS setting(s): {sorted(unknown)}; known: {sorted(known)}")
+        raise ValueError(
+            f"unknown SERVICEBUS setting(s): {sorted(unknown)}; known: {sorted(known)}"
+        )
     if not overrides.get("SERVICE_NAME"):
         overrides["SERVICE_NAME"] = os.environ.get("SERVICEBUS_SERVICE_NAME", "")
     return Settings(**overrides)

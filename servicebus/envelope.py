@@ -133,8 +133,9 @@ def parse_request(message: Any) -> RequestEnvelope:
     reply_to = _str_or_none(message.get("reply_to"))
     req_id = _str_or_none(message.get("id"))
     if message.get("type") != REQUEST_TYPE:
-        raise EnvelopeError(f"message type is {message.get('type')!r}, not {REQUEST_TYPE!r}",
-                            reply_to, req_id)
+        raise EnvelopeError(
+            f"message type is {message.get('type')!r}, not {REQUEST_TYPE!r}", reply_to, req_id
+        )
     version = message.get("v")
     if version != PROTOCOL_VERSION:
         raise EnvelopeError(f"unsupported protocol version {version!r}", reply_to, req_id)

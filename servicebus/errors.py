@@ -20,8 +20,8 @@ from __future__ import annotations
 from typing import Any
 
 __all__ = [
-    "BadRequest",
     "Backpressure",
+    "BadRequest",
     "BusUnavailable",
     "CallTimeout",
     "MethodNotFound",
@@ -39,9 +39,7 @@ class ServiceBusError(Exception):
     code = "servicebus_error"
     hint = ""
 
-    def __init__(
-        self, message: str = "", *, code: str | None = None, details: Any = None
-    ) -> None:
+    def __init__(self, message: str = "", *, code: str | None = None, details: Any = None) -> None:
         self.message = message or self.hint or self.__class__.__name__
         if code is not None:
             self.code = code
@@ -92,7 +90,9 @@ class PayloadTooLarge(BadRequest):
     """The encoded body is larger than the configured limit."""
 
     code = "payload_too_large"
-    hint = "send a reference (a key or URL) instead of the data, or raise SERVICEBUS['MAX_BODY_SIZE']"
+    hint = (
+        "send a reference (a key or URL) instead of the data, or raise SERVICEBUS['MAX_BODY_SIZE']"
+    )
 
 
 class RemoteError(ServiceBusError):

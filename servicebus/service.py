@@ -75,7 +75,7 @@ class Service:
 
         if callable(name):  # used bare, as @svc.method
             fn, name = name, None
-            return register(fn)  # type: ignore[return-value]
+            return register(fn)
         return register
 
     @property
@@ -198,7 +198,9 @@ class Service:
             loop_token = _handler_loop.set(loop)
             ctx = contextvars.copy_context()
             _handler_loop.reset(loop_token)
-            result = await loop.run_in_executor(executor, ctx.run, _run_sync_handler, handler, request)
+            result = await loop.run_in_executor(
+                executor, ctx.run, _run_sync_handler, handler, request
+            )
             if inspect.isawaitable(result):
                 result = await result
             return result
@@ -262,4 +264,3 @@ class ServiceConsumer:
         finally:
             if tasks:
                 await asyncio.gather(*tasks, return_exceptions=True)
-

@@ -83,7 +83,9 @@ class Worker:
         self.drain_timeout = settings.DRAIN_TIMEOUT if drain_timeout is None else drain_timeout
         self.poll = settings.RECEIVE_POLL
         self.max_batch = max_batch
-        self.executor = ThreadPoolExecutor(self.concurrency, thread_name_prefix="servicebus-handler")
+        self.executor = ThreadPoolExecutor(
+            self.concurrency, thread_name_prefix="servicebus-handler"
+        )
         self._stopping = asyncio.Event()
         self._tasks: set[asyncio.Task[None]] = set()
         self._asgi_queues: dict[str, asyncio.Queue[Any]] = {}
@@ -124,7 +126,7 @@ class Worker:
     async def _drain(self) -> None:
         if self._tasks:
             logger.info("draining %d in-flight request(s)", len(self._tasks))
-            done, pending = await asyncio.wait(set(self._tasks), timeout=self.drain_timeout)
+            _, pending = await asyncio.wait(set(self._tasks), timeout=self.drain_timeout)
             if pending:
                 logger.warning(
                     "%d request(s) still running after %.1fs; abandoning them",
@@ -139,10 +141,19 @@ class Worker:
         receive_many = getattr(self.layer, "receive_many", None)
         if receive_many is not None:
             return list(await receive_many(channel, count, timeout=self.poll))
+        # A plain layer has no timed receive: race it against stop() and cancel it then
+        # (channels' layers are built to lose nothing when a receive is cancelled).
+        receive = asyncio.ensure_future(self.layer.receive(channel))
+        stopping = asyncio.ensure_future(self._stopping.wait())
         try:
-            return [await asyncio.wait_for(self.layer.receive(channel), self.poll)]
-        except asyncio.TimeoutError:
+            await asyncio.wait({receive, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stopping.cancel()
+            if not receive.done():
+                receive.cancel()
+        if receive.cancelled():
             return []
+        return [receive.result()]
 
     async def _fetch(self, channel: str, target: Target, slots: Slots, share: int) -> None:
         backoff = 0.1
@@ -182,7 +193,9 @@ class Worker:
 
     async def _handle(self, channel: str, target: Target, message: Any) -> None:
         if isinstance(target, Service):
-            await target.handle_message(message, self.layer, executor=self.executor, channel=channel)
+            await target.handle_message(
+                message, self.layer, executor=self.executor, channel=channel
+            )
             return
         await self._to_asgi_app(channel, target, message)
 

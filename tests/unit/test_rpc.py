@@ -21,7 +21,7 @@ from servicebus import (
 from servicebus.conf import get_settings
 from servicebus.metrics import metrics
 from servicebus.testing import serve, serve_in_background
-from tests.unit.services import chain_a, chain_b, chain_c, misc
+from tests.project.services import chain_a, chain_b, chain_c, misc
 
 
 async def test_async_round_trip() -> None:
@@ -186,7 +186,9 @@ async def test_chain_carries_correlation_id_headers_and_flags() -> None:
 
 async def test_generated_correlation_id_is_shared_by_nested_calls() -> None:
     with serve_in_background(chain_a, chain_b, chain_c):
-        trail = await asyncio.to_thread(servicebus.call, "chain_a.request", "start", None, timeout=10)
+        trail = await asyncio.to_thread(
+            servicebus.call, "chain_a.request", "start", None, timeout=10
+        )
     cids = {hop["cid"] for hop in trail}
     assert len(cids) == 1
     assert len(cids.pop()) == 32

@@ -28,7 +28,9 @@ class Command(BaseCommand):
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("channels", nargs="+", help="Channels to listen on.")
         parser.add_argument(
-            "--layer", default=None, help="Channel layer alias (default SERVICEBUS['CHANNEL_LAYER'])."
+            "--layer",
+            default=None,
+            help="Channel layer alias (default SERVICEBUS['CHANNEL_LAYER']).",
         )
         parser.add_argument(
             "--concurrency",
