@@ -1,0 +1,90 @@
+"""Send coalescing: all sends of one event-loop tick to one shard go in one script call."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+from redis.asyncio import Redis
+
+from .scripts import SEND_MANY
+
+_Pending = tuple[str, bytes, int, "asyncio.Future[int]"]
+
+
+class SendCoalescer:
+    """Collects sends for one (event loop, shard) and flushes them once per loop tick.
+
+    Each flush runs SEND_MANY with up to ``max_batch`` messages; a bigger burst is
+    split into several calls that run concurrently, so bursts can overlap.
+    """
+
+    def __init__(
+        self,
+        client: Redis,
+        loop: asyncio.AbstractEventLoop,
+        *,
+        expiry: int,
+        max_batch: int,
+        stats: dict[str, int],
+    ) -> None:
+        self._client = client
+        self._loop = loop
+        self._expiry = expiry
+        self._max_batch = max_batch
+        self._stats = stats
+        self._pending: list[_Pending] = []
+        self._scheduled = False
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def submit(self, key: str, member: bytes, capacity: int) -> asyncio.Future[int]:
+        """Queue one message; the future resolves to 1 (added) or 0 (channel full)."""
+        future: asyncio.Future[int] = self._loop.create_future()
+        self._pending.append((key, member, capacity, future))
+        if not self._scheduled:
+            # call_soon runs after every callback already queued for this tick, so
+            # sends from all tasks woken in the same tick end up in one batch.
+            self._scheduled = True
+            self._loop.call_soon(self._flush)
+        return future
+
+    def _flush(self) -> None:
+        self._scheduled = False
+        pending, self._pending = self._pending, []
+        size = self._max_batch
+        for start in range(0, len(pending), size):
+            task = self._loop.create_task(self._run(pending[start : start + size]))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _run(self, batch: list[_Pending]) -> None:
+        keys: list[str] = []
+        args: list[Any] = [time.time(), self._expiry]
+        for key, member, capacity, _ in batch:
+            keys.append(key)
+            args.append(member)
+            args.append(capacity)
+        self._stats["script_calls"] += 1
+        try:
+            statuses = await SEND_MANY(self._client, keys, args)
+        except BaseException as exc:
+            for *_, future in batch:
+                if not future.done():
+                    if isinstance(exc, asyncio.CancelledError):
+                        future.cancel()
+                    else:
+                        future.set_exception(exc)
+            if not isinstance(exc, Exception):
+                raise
+            return
+        for (*_, future), status in zip(batch, statuses, strict=True):
+            if not future.done():
+                future.set_result(status)
+
+    async def aclose(self) -> None:
+        """Wait for batches already in flight (their senders are waiting on them)."""
+        if self._pending:
+            self._flush()
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)

@@ -1,0 +1,394 @@
+"""RedisChannelLayer: an atomic, batched, at-most-once channel layer on channels_redis."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+import time
+from collections import deque
+from typing import Any
+
+from channels.exceptions import ChannelFull
+from channels_redis.core import RedisChannelLayer as StockRedisChannelLayer
+
+from .batching import SendCoalescer
+from .connections import TRANSIENT_ERRORS, ShardClients
+from .drain import Drainer, LocalBuffers
+from .scripts import DELETE_PREFIX, GROUP_MEMBERS, SEND_MANY
+
+logger = logging.getLogger(__name__)
+
+#: Counter names in ``RedisChannelLayer.stats``.
+STAT_NAMES = (
+    "script_calls",  # SEND_MANY calls made by the send coalescer
+    "channel_full",  # sends refused with ChannelFull
+    "group_dropped",  # group_send members skipped because their channel was full
+    "dropped_local",  # ! messages dropped because the local buffer of their channel was full
+    "expired",  # messages dropped because they were older than ``expiry``
+    "undecodable",  # messages that could not be deserialized
+    "kept_after_cancel",  # messages popped for a cancelled receive, kept for the next one
+)
+
+# Below this a BZMPOP timeout rounds to 0 ms, which Redis reads as "block forever".
+_MIN_BLOCK = 0.01
+
+
+class _LoopState:
+    """Connections, coalescers and drainers of one event loop."""
+
+    def __init__(self) -> None:
+        self.shards: dict[int, ShardClients] = {}
+        self.coalescers: dict[int, SendCoalescer] = {}
+        self.drainers: dict[str, asyncio.Task[None]] = {}
+
+    async def aclose(self) -> None:
+        for task in self.drainers.values():
+            task.cancel()
+        if self.drainers:
+            await asyncio.gather(*self.drainers.values(), return_exceptions=True)
+        self.drainers.clear()
+        for coalescer in self.coalescers.values():
+            await coalescer.aclose()
+        self.coalescers.clear()
+        for clients in self.shards.values():
+            await clients.aclose()
+        self.shards.clear()
+
+
+class RedisChannelLayer(StockRedisChannelLayer):
+    """Redis channel layer with atomic capacity-checked, coalesced sends and batch receives.
+
+    Delivery is at-most-once: every message is popped atomically (BZMPOP/ZMPOP), so two
+    consumers never both get it; a message taken by a process that then dies is lost,
+    never redelivered. The wire format (keys, sorted-set members, scores, groups) is
+    channels_redis's, so stock processes can talk to this layer both ways.
+
+    Sends issued in the same event-loop tick are coalesced per shard into one Lua call
+    (expiry cleanup + capacity check + ZADD + EXPIRE). A full channel raises
+    ``ChannelFull``. While Redis is down, sends raise ``redis.exceptions.ConnectionError``
+    / ``TimeoutError`` (or ``OSError``) at once and receives retry with a short backoff.
+    Counters are in ``stats`` (see ``STAT_NAMES``). Needs Redis >= 7.0.
+    """
+
+    extensions = ["groups", "flush"]
+
+    def __init__(
+        self,
+        hosts: Any = None,
+        prefix: str = "asgi",
+        expiry: int = 60,
+        group_expiry: int = 86400,
+        capacity: int = 100,
+        channel_capacity: dict[str, int] | None = None,
+        symmetric_encryption_keys: list[str | bytes] | None = None,
+        random_prefix_length: int = 12,
+        serializer_format: str = "msgpack",
+        *,
+        max_batch: int = 64,
+        block_timeout: float = 1.0,
+        drain_batch: int = 64,
+        max_connections: int = 64,
+        max_blocking_connections: int = 1024,
+    ) -> None:
+        super().__init__(
+            hosts=hosts,
+            prefix=prefix,
+            expiry=expiry,
+            group_expiry=group_expiry,
+            capacity=capacity,
+            channel_capacity=channel_capacity,
+            symmetric_encryption_keys=symmetric_encryption_keys,
+            random_prefix_length=random_prefix_length,
+            serializer_format=serializer_format,
+        )
+        if block_timeout < 0.05:
+            raise ValueError("block_timeout must be at least 0.05 s")
+        self.max_batch = max_batch
+        self.block_timeout = block_timeout
+        self.drain_batch = drain_batch
+        self.max_connections = max_connections
+        self.max_blocking_connections = max_blocking_connections
+        self.stats: dict[str, int] = dict.fromkeys(STAT_NAMES, 0)
+        self._loops: dict[asyncio.AbstractEventLoop, _LoopState] = {}
+        self._verified: set[int] = set()
+        self._local_suffix = self.client_prefix + "!"
+        self._buffers = LocalBuffers(self.get_capacity, expiry, self.stats)
+        # Raw (member, score) pairs popped for a receive_many that was cancelled meanwhile.
+        self._leftovers: dict[str, deque[list[Any]]] = {}
+
+    # ---- connections ----------------------------------------------------------------
+
+    def _state(self) -> _LoopState:
+        loop = asyncio.get_running_loop()
+        state = self._loops.get(loop)
+        if state is None:
+            state = self._loops[loop] = _LoopState()
+            self._close_with_loop(loop)
+        return state
+
+    def _close_with_loop(self, loop: asyncio.AbstractEventLoop) -> None:
+        # Like channels_redis: a loop closed without layer.close() (async_to_sync,
+        # asyncio.run) must not leave its connections and drainers behind.
+        original = loop.close
+
+        def close() -> None:
+            state = self._loops.pop(loop, None)
+            if state is not None and not loop.is_running():
+                try:
+                    loop.run_until_complete(state.aclose())
+                except Exception:
+                    logger.debug("closing layer connections with their loop failed", exc_info=True)
+            original()
+
+        try:
+            loop.close = close  # type: ignore[method-assign]
+        except AttributeError:  # loops implemented in C may refuse; close() still works
+            pass
+
+    async def _shard(self, state: _LoopState, index: int) -> ShardClients:
+        clients = state.shards.get(index)
+        if clients is None:
+            clients = state.shards[index] = ShardClients(
+                self.hosts[index],
+                block_timeout=self.block_timeout,
+                max_connections=self.max_connections,
+                max_blocking_connections=self.max_blocking_connections,
+            )
+        if index not in self._verified:
+            await clients.check_version()
+            self._verified.add(index)
+        return clients
+
+    async def _coalescer(self, index: int) -> SendCoalescer:
+        state = self._state()
+        coalescer = state.coalescers.get(index)
+        if coalescer is None:
+            clients = await self._shard(state, index)
+            coalescer = state.coalescers.get(index)
+            if coalescer is None:
+                coalescer = state.coalescers[index] = SendCoalescer(
+                    clients.commands,
+                    asyncio.get_running_loop(),
+                    expiry=int(self.expiry),
+                    max_batch=self.max_batch,
+                    stats=self.stats,
+                )
+        return coalescer
+
+    # ---- send / receive -----------------------------------------------------------
+
+    async def send(self, channel: str, message: dict[str, Any]) -> None:
+        """Send a message; raises ChannelFull at once when the channel is at capacity."""
+        assert isinstance(message, dict), "message is not a dict"
+        assert self.require_valid_channel_name(channel), "Channel name not valid"
+        assert "__asgi_channel__" not in message
+        name = channel
+        if "!" in channel:
+            message = {**message, "__asgi_channel__": channel}
+            name = self.non_local_name(channel)
+        # Every channel kind hashes its non-local name, so send and receive agree on the shard.
+        coalescer = await self._coalescer(self.consistent_hash(name))
+        status = await coalescer.submit(
+            self.prefix + name, self.serialize(message), self.get_capacity(channel)
+        )
+        if not status:
+            self.stats["channel_full"] += 1
+            raise ChannelFull(channel)
+
+    async def receive(self, channel: str) -> dict[str, Any]:
+        """Wait for the next message on ``channel`` (normal or ``!``)."""
+        if "!" in channel:
+            return await self._receive_local(channel)
+        return (await self.receive_many(channel, 1))[0]
+
+    async def receive_many(
+        self, channel: str, max_count: int, timeout: float | None = None
+    ) -> list[dict[str, Any]]:
+        """Pop up to ``max_count`` messages of a normal channel in one round trip.
+
+        Waits up to ``timeout`` seconds (None: forever) for at least one; ``[]`` on timeout.
+        A cancelled call never cancels its pop: messages it returns later are kept for
+        the next receive/receive_many on the same channel (``stats["kept_after_cancel"]``).
+        """
+        if "!" in channel:
+            raise ValueError("receive_many() is for normal channels; use receive() for '!'")
+        assert self.require_valid_channel_name(channel, receive=True), "Channel name not valid"
+        if max_count < 1:
+            raise ValueError("max_count must be at least 1")
+        leftovers = self._leftovers.get(channel)
+        while leftovers:
+            pairs = [leftovers.popleft() for _ in range(min(max_count, len(leftovers)))]
+            messages = self._decode_pairs(pairs)
+            if messages:
+                return messages
+        deadline = None if timeout is None else time.monotonic() + timeout
+        key = self.prefix + channel
+        clients = await self._shard(self._state(), self.consistent_hash(channel))
+        backoff = 0.05
+        while True:
+            block = self.block_timeout
+            if deadline is not None:
+                block = min(block, deadline - time.monotonic())
+            if block < _MIN_BLOCK:
+                args: tuple[Any, ...] = ("ZMPOP", 1, key, "MIN", "COUNT", max_count)
+            else:
+                args = ("BZMPOP", block, 1, key, "MIN", "COUNT", max_count)
+            try:
+                reply = await self._pop(clients, channel, args)
+            except TRANSIENT_ERRORS as exc:
+                if deadline is not None and time.monotonic() >= deadline:
+                    return []
+                logger.warning("receive on %s: Redis unavailable (%s), retrying", channel, exc)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 1.0)
+                continue
+            backoff = 0.05
+            if reply:
+                messages = self._decode_pairs(reply[1])
+                if messages:
+                    return messages
+            if args[0] == "ZMPOP":
+                return []
+
+    async def _pop(self, clients: ShardClients, channel: str, args: tuple[Any, ...]) -> Any:
+        # The pop runs in its own task behind a shield: cancelling the caller must not
+        # cancel a pop Redis may already have served, or its messages would vanish.
+        task = asyncio.ensure_future(clients.blocking.execute_command(*args))
+        try:
+            return await asyncio.shield(task)
+        except asyncio.CancelledError:
+            task.add_done_callback(functools.partial(self._keep_leftovers, channel))
+            raise
+
+    def _keep_leftovers(self, channel: str, task: asyncio.Future[Any]) -> None:
+        if task.cancelled() or task.exception() is not None:
+            return
+        reply = task.result()
+        if reply:
+            self._leftovers.setdefault(channel, deque()).extend(reply[1])
+            self.stats["kept_after_cancel"] += len(reply[1])
+
+    def _decode_pairs(self, pairs: list[list[Any]]) -> list[dict[str, Any]]:
+        cutoff = time.time() - self.expiry
+        messages = []
+        for member, score in pairs:
+            if float(score) < cutoff:
+                self.stats["expired"] += 1
+                continue
+            try:
+                message = self.deserialize(member)
+            except Exception:
+                logger.exception("dropping an undecodable message")
+                self.stats["undecodable"] += 1
+                continue
+            # Stock group_send tags messages to normal channels too.
+            message.pop("__asgi_channel__", None)
+            messages.append(message)
+        return messages
+
+    async def _receive_local(self, channel: str) -> dict[str, Any]:
+        assert self.require_valid_channel_name(channel), "Channel name not valid"
+        real = self.non_local_name(channel)
+        if not real.endswith(self._local_suffix):
+            raise ValueError(f"{channel!r} was not made by this layer's new_channel()")
+        key = self.prefix + real
+        state = self._state()
+        if key not in state.drainers:
+            clients = await self._shard(state, self.consistent_hash(real))
+            if key not in state.drainers:
+                self._start_drainer(state, clients, key)
+        return await self._buffers.get(channel)
+
+    def _start_drainer(self, state: _LoopState, clients: ShardClients, key: str) -> None:
+        drainer = Drainer(
+            clients.blocking,
+            key,
+            self._buffers,
+            self.deserialize,
+            block_timeout=self.block_timeout,
+            batch=self.drain_batch,
+            stats=self.stats,
+        )
+        task = asyncio.get_running_loop().create_task(drainer.run())
+        state.drainers[key] = task
+
+        def forget(done: asyncio.Task[None]) -> None:
+            if state.drainers.get(key) is done:
+                del state.drainers[key]
+
+        task.add_done_callback(forget)
+
+    # ---- groups --------------------------------------------------------------------
+
+    async def group_add(self, group: str, channel: str) -> None:
+        """Add ``channel`` to ``group`` (refreshing its group_expiry)."""
+        assert self.require_valid_group_name(group), "Group name not valid"
+        assert self.require_valid_channel_name(channel), "Channel name not valid"
+        clients = await self._shard(self._state(), self.consistent_hash(group))
+        group_key = self._group_key(group)
+        async with clients.commands.pipeline(transaction=False) as pipe:
+            pipe.zadd(group_key, {channel: time.time()})
+            pipe.expire(group_key, self.group_expiry)
+            await pipe.execute()
+
+    async def group_discard(self, group: str, channel: str) -> None:
+        """Remove ``channel`` from ``group``; no error when it is not a member."""
+        assert self.require_valid_group_name(group), "Group name not valid"
+        assert self.require_valid_channel_name(channel), "Channel name not valid"
+        clients = await self._shard(self._state(), self.consistent_hash(group))
+        await clients.commands.zrem(self._group_key(group), channel)
+
+    async def group_send(self, group: str, message: dict[str, Any]) -> None:
+        """Broadcast at-most-once, one atomic script per shard; full members are counted."""
+        assert self.require_valid_group_name(group), "Group name not valid"
+        state = self._state()
+        clients = await self._shard(state, self.consistent_hash(group))
+        cutoff = int(time.time()) - self.group_expiry
+        raw = await GROUP_MEMBERS(clients.commands, [self._group_key(group)], [cutoff])
+        channels = [name.decode("utf8") for name in raw]
+        if not channels:
+            return
+        by_shard, key_message, key_capacity = self._map_channel_keys_to_connection(
+            channels, message
+        )
+        for index, keys in by_shard.items():
+            shard = await self._shard(state, index)
+            args: list[Any] = [time.time(), int(self.expiry)]
+            for key in keys:
+                args.append(key_message[key])
+                args.append(key_capacity[key])
+            statuses = await SEND_MANY(shard.commands, keys, args)
+            dropped = statuses.count(0)
+            if dropped:
+                self.stats["group_dropped"] += dropped
+                logger.warning(
+                    "group_send to %s: %d of %d channels full, message dropped for them",
+                    group,
+                    dropped,
+                    len(channels),
+                )
+
+    # ---- flush / close -----------------------------------------------------------
+
+    async def flush(self) -> None:
+        """Delete every key of this prefix on every shard, and all locally buffered messages."""
+        state = self._state()
+        for index in range(self.ring_size):
+            clients = await self._shard(state, index)
+            await DELETE_PREFIX(clients.commands, [], [self.prefix + "*"])
+        self._buffers.clear()
+        self._leftovers.clear()
+
+    async def close(self) -> None:
+        """Stop this loop's drainers and close its connections (other loops are untouched)."""
+        state = self._loops.pop(asyncio.get_running_loop(), None)
+        if state is not None:
+            await state.aclose()
+
+    async def close_pools(self) -> None:
+        """channels_redis name for close()."""
+        await self.close()
+
+    async def wait_received(self) -> None:
+        """Nothing to wait for: there are no backup-queue cleaners here."""

@@ -1,0 +1,194 @@
+"""Process-local (``!``) channels: a drainer moves messages from Redis into local buffers.
+
+All ``!`` channels of one layer share one sorted set per prefix
+(``prefix + "specific.<client>!"``), as in channels_redis. A background task keeps
+that key drained so one slow or absent reader can never fill it for the others.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+from redis.asyncio import Redis
+from redis.exceptions import AuthenticationError
+
+from .connections import TRANSIENT_ERRORS
+
+logger = logging.getLogger(__name__)
+
+_Waiter = tuple[asyncio.AbstractEventLoop, "asyncio.Future[None]"]
+
+
+def _wake(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
+
+
+class LocalBuffers:
+    """Bounded per-channel buffers shared by every event loop of one layer.
+
+    A full buffer drops its oldest message (``stats["dropped_local"]``); messages
+    older than ``expiry`` are dropped on read or by ``sweep`` (``stats["expired"]``).
+    A lock guards them because drainers of loops in other threads fill them too.
+    """
+
+    def __init__(
+        self, capacity_of: Callable[[str], int], expiry: float, stats: dict[str, int]
+    ) -> None:
+        self._capacity_of = capacity_of
+        self._expiry = expiry
+        self._stats = stats
+        self._lock = threading.Lock()
+        self._buffers: dict[str, deque[tuple[float, dict[str, Any]]]] = {}
+        self._waiters: dict[str, list[_Waiter]] = {}
+
+    def put(self, channel: str, score: float, message: dict[str, Any]) -> None:
+        """Buffer one message and wake the channel's waiters."""
+        with self._lock:
+            buffer = self._buffers.get(channel)
+            if buffer is None:
+                buffer = self._buffers[channel] = deque(maxlen=self._capacity_of(channel))
+            if len(buffer) == buffer.maxlen:
+                self._stats["dropped_local"] += 1
+            buffer.append((score, message))
+            waiters = self._waiters.pop(channel, None)
+        if waiters:
+            try:
+                current = asyncio.get_running_loop()
+            except RuntimeError:
+                current = None
+            for loop, future in waiters:
+                if loop is current:
+                    _wake(future)
+                elif not loop.is_closed():
+                    loop.call_soon_threadsafe(_wake, future)
+
+    def _take(self, channel: str) -> dict[str, Any] | None:
+        # Caller holds the lock.
+        buffer = self._buffers.get(channel)
+        if not buffer:
+            return None
+        cutoff = time.time() - self._expiry
+        while buffer:
+            score, message = buffer.popleft()
+            if score >= cutoff:
+                if not buffer:
+                    del self._buffers[channel]
+                return message
+            self._stats["expired"] += 1
+        del self._buffers[channel]
+        return None
+
+    async def get(self, channel: str) -> dict[str, Any]:
+        """Wait for the next message of ``channel``; cancelling loses nothing."""
+        loop = asyncio.get_running_loop()
+        while True:
+            with self._lock:
+                message = self._take(channel)
+                if message is not None:
+                    return message
+                future: asyncio.Future[None] = loop.create_future()
+                self._waiters.setdefault(channel, []).append((loop, future))
+            try:
+                await future
+            finally:
+                if not future.done():
+                    with self._lock:
+                        waiters = self._waiters.get(channel)
+                        if waiters and (loop, future) in waiters:
+                            waiters.remove((loop, future))
+                            if not waiters:
+                                del self._waiters[channel]
+
+    def sweep(self) -> None:
+        """Drop messages older than ``expiry`` from every buffer (nobody may ever read them)."""
+        cutoff = time.time() - self._expiry
+        with self._lock:
+            for channel in list(self._buffers):
+                buffer = self._buffers[channel]
+                while buffer and buffer[0][0] < cutoff:
+                    buffer.popleft()
+                    self._stats["expired"] += 1
+                if not buffer:
+                    del self._buffers[channel]
+
+    def clear(self) -> None:
+        """Forget every buffered message (flush)."""
+        with self._lock:
+            self._buffers.clear()
+
+    def __len__(self) -> int:
+        with self._lock:
+            return sum(len(b) for b in self._buffers.values())
+
+
+class Drainer:
+    """Keeps one shared ``!`` key drained into LocalBuffers, in batches (BZMPOP COUNT)."""
+
+    def __init__(
+        self,
+        client: Redis,
+        key: str,
+        buffers: LocalBuffers,
+        decode: Callable[[bytes], dict[str, Any]],
+        *,
+        block_timeout: float,
+        batch: int,
+        stats: dict[str, int],
+    ) -> None:
+        self._client = client
+        self._key = key
+        self._buffers = buffers
+        self._decode = decode
+        self._block_timeout = block_timeout
+        self._batch = batch
+        self._stats = stats
+
+    async def run(self) -> None:
+        """Drain until cancelled; outages are logged and retried with a short backoff."""
+        backoff = 0.05
+        last_sweep = time.monotonic()
+        while True:
+            try:
+                reply = await self._client.execute_command(
+                    "BZMPOP", self._block_timeout, 1, self._key, "MIN", "COUNT", self._batch
+                )
+            except AuthenticationError:
+                logger.exception("drainer for %s cannot authenticate; stopping", self._key)
+                raise
+            except TRANSIENT_ERRORS as exc:
+                logger.warning("drainer for %s: Redis unavailable (%s), retrying", self._key, exc)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 2.0)
+                continue
+            backoff = 0.05
+            if reply:
+                self._dispatch(reply[1])
+            now = time.monotonic()
+            if now - last_sweep >= 1.0:
+                last_sweep = now
+                self._buffers.sweep()
+
+    def _dispatch(self, pairs: list[list[Any]]) -> None:
+        for member, raw_score in pairs:
+            score = float(raw_score)
+            try:
+                message = self._decode(member)
+                target = message.pop("__asgi_channel__")
+            except Exception:
+                # A message we cannot read (wrong key, foreign format) must not stop the drainer.
+                logger.exception("dropping an undecodable message from %s", self._key)
+                self._stats["undecodable"] += 1
+                continue
+            if isinstance(target, str):
+                self._buffers.put(target, score, message)
+            else:
+                # group_send packs every local member of the group into one message.
+                for i, channel in enumerate(target):
+                    self._buffers.put(channel, score, message if i == 0 else dict(message))
