@@ -11,3 +11,28 @@ DATABASES = {"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memor
 CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
 SERVICEBUS = {"SERVICE_NAME": "tests"}
 DEFAULT_AUTO_FIELD = "django.db.models.AutoField"
+
+# --- servicebus.outbox tests (durable events): the app, its test models, and a Postgres
+# alias "pg" when one answers on 127.0.0.1:5432 (tests that need it skip otherwise).
+INSTALLED_APPS += ["servicebus.outbox", "tests.integration.outbox.testapp"]
+
+
+def _postgres_answers(port: int = 5432) -> bool:
+    import socket
+
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+if _postgres_answers():
+    DATABASES["pg"] = {
+        "ENGINE": "django.db.backends.postgresql",
+        "HOST": "127.0.0.1",
+        "PORT": "5432",
+        "NAME": "test",
+        "USER": "postgres",
+        "TEST": {"NAME": "servicebus_test_outbox"},
+    }

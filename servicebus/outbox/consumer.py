@@ -1,0 +1,275 @@
+"""The consumer: read topic streams in a group, run handlers once per event id, then XACK."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import socket
+import threading
+import time
+from dataclasses import dataclass, field
+from types import FrameType
+from typing import Any
+
+import redis
+from django.db import router, transaction
+
+from servicebus.outbox.codec import Event, decode_fields
+from servicebus.outbox.constants import TARGET_GROUP_HEADER, event_stream
+from servicebus.outbox.errors import UndecodableEvent
+from servicebus.outbox.models import InboxEvent
+from servicebus.outbox.registry import handlers_for, topics
+from servicebus.outbox.settings import OutboxSettings, get_outbox_settings
+from servicebus.outbox.transport import connect, dead_letter, deliveries, ensure_group, text
+
+logger = logging.getLogger("servicebus.outbox.consumer")
+
+# (topic, stream id, raw fields)
+RawEntry = tuple[str, str, Any]
+
+
+@dataclass
+class ConsumeResult:
+    """Counts of one or more consumer passes."""
+
+    handled: int = 0
+    duplicates: int = 0
+    skipped: int = 0
+    failed: int = 0
+    dead_lettered: int = 0
+    errors: list[str] = field(default_factory=list)
+
+    def add(self, other: ConsumeResult) -> None:
+        """Add another result's counts to this one."""
+        self.handled += other.handled
+        self.duplicates += other.duplicates
+        self.skipped += other.skipped
+        self.failed += other.failed
+        self.dead_lettered += other.dead_lettered
+        self.errors.extend(other.errors)
+
+    @property
+    def seen(self) -> int:
+        """How many entries the passes looked at."""
+        return self.handled + self.duplicates + self.skipped + self.failed + self.dead_lettered
+
+
+def _decode_raw(fields: Any) -> dict[str, str]:
+    if not isinstance(fields, dict):
+        raise UndecodableEvent("entry has no fields")
+    try:
+        return {
+            text(k): v.decode("utf-8") if isinstance(v, bytes) else str(v)
+            for k, v in fields.items()
+        }
+    except UnicodeDecodeError as exc:
+        raise UndecodableEvent(f"entry is not UTF-8: {exc}") from exc
+
+
+class Consumer:
+    """Consumes the streams of the registered topics as one member of a consumer group."""
+
+    def __init__(
+        self,
+        group: str | None = None,
+        topic_names: list[str] | None = None,
+        *,
+        using: str | None = None,
+        settings: OutboxSettings | None = None,
+        name: str | None = None,
+    ) -> None:
+        self.settings = settings or get_outbox_settings()
+        self.group = group or self.settings.CONSUMER_GROUP
+        if not self.group:
+            raise ValueError(
+                "no consumer group: pass --group, or set SERVICEBUS['SERVICE_NAME'] "
+                "or SERVICEBUS_OUTBOX['CONSUMER_GROUP']"
+            )
+        self.topics = list(topic_names) if topic_names is not None else topics()
+        self.using = using or router.db_for_write(InboxEvent)
+        self.name = name or f"{socket.gethostname()}-{os.getpid()}-{threading.get_ident()}"
+        self.client: redis.Redis = connect(self.settings, raw=True)
+        self.stopping = threading.Event()
+        self._streams = {event_stream(t): t for t in self.topics}
+        self._groups_ready = False
+
+    def install_signal_handlers(self) -> None:
+        """Stop gracefully on SIGTERM and SIGINT after the current batch (main thread only)."""
+
+        def stop(signum: int, frame: FrameType | None) -> None:
+            self.stopping.set()
+
+        signal.signal(signal.SIGTERM, stop)
+        signal.signal(signal.SIGINT, stop)
+
+    def ensure_groups(self) -> None:
+        """Create the group on every topic stream (idempotent)."""
+        for topic in self.topics:
+            ensure_group(self.client, topic, self.group)
+        self._groups_ready = True
+
+    def run(self, once: bool = False, max_passes: int = 1_000_000) -> ConsumeResult:
+        """Consume until stopped; ``once`` returns when nothing is left to read or reclaim."""
+        total = ConsumeResult()
+        if not self.topics:
+            logger.warning("consumer %s: no topics have handlers; nothing to do", self.group)
+            return total
+        failures_in_a_row = 0
+        for _ in range(max_passes):
+            if self.stopping.is_set():
+                break
+            try:
+                step = self.poll(block=not once)
+                failures_in_a_row = 0
+            except (redis.RedisError, OSError) as exc:
+                # Redis or the database is away: back off (bounded), keep the entries pending.
+                failures_in_a_row += 1
+                logger.warning("consumer pass failed (%r); retrying", exc)
+                if once and failures_in_a_row >= 3:
+                    raise
+                self.stopping.wait(min(5.0, 0.1 * 2**failures_in_a_row))
+                continue
+            total.add(step)
+            if once and step.seen == 0:
+                break
+        return total
+
+    def poll(self, block: bool = True) -> ConsumeResult:
+        """One pass: reclaim entries idle past the visibility timeout, then read new ones."""
+        if not self._groups_ready:
+            self.ensure_groups()
+        result = ConsumeResult()
+        reclaimed = self._reclaim()
+        if reclaimed:
+            result.add(self.process(reclaimed, reclaimed=True))
+        block_ms = (
+            int(self.settings.CONSUMER_BLOCK_SECONDS * 1000) if block and not reclaimed else None
+        )
+        reply: Any = self.client.xreadgroup(
+            self.group,
+            self.name,
+            {stream: ">" for stream in self._streams},
+            count=self.settings.CONSUMER_BATCH_SIZE,
+            block=block_ms,
+        )
+        fresh: list[RawEntry] = []
+        for stream, entries in reply or []:
+            topic = self._streams[text(stream)]
+            fresh.extend((topic, text(sid), fields) for sid, fields in entries)
+        if fresh:
+            result.add(self.process(fresh))
+        return result
+
+    def _reclaim(self) -> list[RawEntry]:
+        idle_ms = int(self.settings.VISIBILITY_TIMEOUT * 1000)
+        claimed: list[RawEntry] = []
+        for stream, topic in self._streams.items():
+            reply: Any = self.client.xautoclaim(
+                stream,
+                self.group,
+                self.name,
+                idle_ms,
+                "0-0",
+                count=self.settings.CONSUMER_BATCH_SIZE,
+            )
+            # Reply: [next start id, [(id, fields), ...], [ids trimmed from the stream]].
+            entries, trimmed = reply[1], reply[2] if len(reply) > 2 else []
+            if trimmed:
+                logger.error(
+                    "topic %s: %d pending entries were trimmed (MAXLEN) before being "
+                    "acknowledged; raise STREAM_MAXLEN; re-sync the affected models",
+                    topic,
+                    len(trimmed),
+                )
+            claimed.extend((topic, text(sid), fields) for sid, fields in entries)
+        return claimed
+
+    def process(self, raw: list[RawEntry], reclaimed: bool = False) -> ConsumeResult:
+        """Handle a batch: one DB transaction, a savepoint per event; XACK after commit."""
+        result = ConsumeResult()
+        events: list[tuple[Event, RawEntry]] = []
+        for entry in raw:
+            topic, sid, fields = entry
+            if reclaimed:
+                count = deliveries(self.client, topic, self.group, sid)
+                if count > self.settings.MAX_DELIVERIES:
+                    self._dead(entry, f"not acknowledged after {count - 1} deliveries", result)
+                    continue
+            try:
+                event = decode_fields(sid, _decode_raw(fields), database=self.using)
+            except UndecodableEvent as exc:
+                self._dead(entry, str(exc), result)
+                continue
+            target = event.headers.get(TARGET_GROUP_HEADER)
+            if target and target != self.group:
+                self._ack([entry])
+                result.skipped += 1
+                continue
+            events.append((event, entry))
+        if not events:
+            return result
+        acks: list[RawEntry] = []
+        failures: list[tuple[RawEntry, str]] = []
+        with transaction.atomic(using=self.using):
+            done = {
+                str(eid)
+                for eid in InboxEvent.objects.using(self.using)
+                .filter(group=self.group, event_id__in=[e.id for e, _ in events])
+                .values_list("event_id", flat=True)
+            }
+            for event, entry in events:
+                if event.id in done:
+                    acks.append(entry)
+                    result.duplicates += 1
+                    continue
+                try:
+                    with transaction.atomic(using=self.using):
+                        InboxEvent.objects.using(self.using).create(
+                            group=self.group, event_id=event.id, topic=event.topic
+                        )
+                        for handler in handlers_for(event.topic):
+                            handler(event)
+                except Exception as exc:  # one bad event must not stop the others
+                    logger.warning("handler failed for %s %s: %r", event.topic, event.id, exc)
+                    failures.append((entry, f"{type(exc).__name__}: {exc}"))
+                    continue
+                done.add(event.id)
+                acks.append(entry)
+                result.handled += 1
+        self._ack(acks)
+        for entry, error in failures:
+            count = deliveries(self.client, entry[0], self.group, entry[1])
+            if count >= self.settings.MAX_DELIVERIES:
+                self._dead(entry, f"failed {count} deliveries; last error: {error}", result)
+            else:
+                result.failed += 1
+                result.errors.append(error)
+        return result
+
+    def _ack(self, entries: list[RawEntry]) -> None:
+        if not entries:
+            return
+        pipe = self.client.pipeline(transaction=False)
+        for topic, sid, _ in entries:
+            pipe.xack(event_stream(topic), self.group, sid)
+        pipe.execute()
+
+    def _dead(self, entry: RawEntry, error: str, result: ConsumeResult) -> None:
+        topic, sid, fields = entry
+        logger.error("dead-lettering %s %s: %s", topic, sid, error)
+        dead_letter(self.client, topic, self.group, sid, fields, error)
+        result.dead_lettered += 1
+        result.errors.append(error)
+
+
+def consume_until_idle(consumer: Consumer, timeout: float = 30.0) -> ConsumeResult:
+    """Run passes without blocking until one sees nothing or ``timeout`` passes (tests)."""
+    total = ConsumeResult()
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        step = consumer.poll(block=False)
+        total.add(step)
+        if step.seen == 0:
+            break
+    return total

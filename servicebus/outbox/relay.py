@@ -1,0 +1,186 @@
+"""The relay: publish unpublished outbox rows to Redis, once per row, safely in parallel."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import timedelta
+from types import FrameType
+
+import redis
+from django.db import connections, router, transaction
+from django.db.models import Q, QuerySet
+from django.utils import timezone
+
+from servicebus.outbox.codec import encode_fields
+from servicebus.outbox.models import OutboxEvent
+from servicebus.outbox.settings import OutboxSettings, get_outbox_settings
+from servicebus.outbox.transport import connect, xadd_many
+
+logger = logging.getLogger("servicebus.outbox.relay")
+
+_clients: dict[str, redis.Redis] = {}
+
+
+def _client(settings: OutboxSettings) -> redis.Redis:
+    # One client (connection pool) per Redis URL per process.
+    client = _clients.get(settings.REDIS_URL)
+    if client is None:
+        client = _clients[settings.REDIS_URL] = connect(settings)
+    return client
+
+
+@dataclass
+class PublishResult:
+    """How many rows one relay pass published and how many failed."""
+
+    published: int = 0
+    failed: int = 0
+
+
+def publish_pending(
+    *,
+    using: str | None = None,
+    event_ids: list[str] | None = None,
+    limit: int | None = None,
+    settings: OutboxSettings | None = None,
+) -> PublishResult:
+    """Publish up to ``limit`` unpublished rows (only ``event_ids`` if given), oldest first.
+
+    A row is marked published only after Redis returned its stream id. Rows another
+    relay holds are skipped: row locks on Postgres, an atomic claim elsewhere.
+    """
+    settings = settings or get_outbox_settings()
+    using = using or router.db_for_write(OutboxEvent)
+    limit = limit or settings.RELAY_BATCH_SIZE
+    pending = OutboxEvent.objects.using(using).filter(published_at__isnull=True)
+    if event_ids is not None:
+        pending = pending.filter(pk__in=event_ids)
+    if connections[using].features.has_select_for_update_skip_locked:
+        with transaction.atomic(using=using):
+            rows = list(pending.select_for_update(skip_locked=True).order_by("created_at")[:limit])
+            return _publish(rows, using, settings)
+    return _publish_claimed(pending, using, limit, settings)
+
+
+def _publish_claimed(
+    pending: QuerySet[OutboxEvent], using: str, limit: int, settings: OutboxSettings
+) -> PublishResult:
+    # Fallback without SKIP LOCKED (SQLite): one UPDATE claims free or lapsed rows for
+    # this pass; only rows carrying our token are published. The UPDATE is atomic.
+    token = uuid.uuid4().hex
+    now = timezone.now()
+    free = Q(claimed_until__isnull=True) | Q(claimed_until__lt=now)
+    candidates = pending.filter(free).order_by("created_at").values("pk")[:limit]
+    claimed = pending.filter(free, pk__in=candidates).update(
+        claimed_by=token, claimed_until=now + timedelta(seconds=settings.RELAY_CLAIM_TIMEOUT)
+    )
+    if not claimed:
+        return PublishResult()
+    rows = list(pending.filter(claimed_by=token).order_by("created_at"))
+    with transaction.atomic(using=using):
+        return _publish(rows, using, settings)
+
+
+def _publish(rows: list[OutboxEvent], using: str, settings: OutboxSettings) -> PublishResult:
+    if not rows:
+        return PublishResult()
+    entries = [
+        (
+            row.topic,
+            encode_fields(
+                str(row.id),
+                row.topic,
+                row.key,
+                row.payload,
+                row.headers,
+                row.created_at.isoformat(),
+            ),
+        )
+        for row in rows
+    ]
+    try:
+        results: list[str | Exception] = xadd_many(
+            _client(settings), entries, settings.STREAM_MAXLEN
+        )
+    except redis.RedisError as exc:
+        results = [exc] * len(rows)
+    now = timezone.now()
+    result = PublishResult()
+    for row, outcome in zip(rows, results, strict=True):
+        row.attempts += 1
+        row.claimed_by = None
+        row.claimed_until = None
+        if isinstance(outcome, Exception):
+            row.last_error = repr(outcome)[:2000]
+            result.failed += 1
+        else:
+            row.published_at = now
+            row.stream_id = outcome
+            row.last_error = ""
+            result.published += 1
+    OutboxEvent.objects.using(using).bulk_update(
+        rows,
+        ["attempts", "claimed_by", "claimed_until", "last_error", "published_at", "stream_id"],
+    )
+    if result.failed:
+        logger.warning("relay: %d event(s) not published; will retry", result.failed)
+    return result
+
+
+def prune_published(*, using: str | None = None, settings: OutboxSettings | None = None) -> int:
+    """Delete published rows older than the retention period; return how many."""
+    settings = settings or get_outbox_settings()
+    using = using or router.db_for_write(OutboxEvent)
+    cutoff = timezone.now() - timedelta(seconds=settings.RETENTION_SECONDS)
+    deleted, _ = OutboxEvent.objects.using(using).filter(published_at__lt=cutoff).delete()
+    return deleted
+
+
+class Relay:
+    """Publishes the outbox continuously; SIGTERM/SIGINT stop it after the current pass."""
+
+    def __init__(self, using: str | None = None, settings: OutboxSettings | None = None) -> None:
+        self.settings = settings or get_outbox_settings()
+        self.using = using or router.db_for_write(OutboxEvent)
+        self.stopping = threading.Event()
+
+    def install_signal_handlers(self) -> None:
+        """Stop gracefully on SIGTERM and SIGINT (main thread only)."""
+
+        def stop(signum: int, frame: FrameType | None) -> None:
+            self.stopping.set()
+
+        signal.signal(signal.SIGTERM, stop)
+        signal.signal(signal.SIGINT, stop)
+
+    def drain(self, max_passes: int = 10_000) -> PublishResult:
+        """Publish until nothing is left (or a pass publishes nothing); bounded passes."""
+        total = PublishResult()
+        for _ in range(max_passes):
+            if self.stopping.is_set():
+                break
+            step = publish_pending(using=self.using, settings=self.settings)
+            total.published += step.published
+            total.failed += step.failed
+            if step.published == 0:
+                break
+        return total
+
+    def run(self, once: bool = False) -> PublishResult:
+        """Publish and prune until stopped; ``once`` drains a single time and returns."""
+        total = PublishResult()
+        last_prune = 0.0
+        while True:
+            step = self.drain()
+            total.published += step.published
+            total.failed += step.failed
+            if time.monotonic() - last_prune > 60.0 or once:
+                prune_published(using=self.using, settings=self.settings)
+                last_prune = time.monotonic()
+            if once or self.stopping.wait(self.settings.RELAY_POLL_INTERVAL):
+                return total
