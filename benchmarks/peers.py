@@ -1,0 +1,68 @@
+"""Peer workers for the benchmark, run as separate processes.
+
+``python -m benchmarks.peers stock URL``: hand-rolled RPC on the stock channels_redis
+layer, the way teams write it today (receive, handle in a task, reply on the caller's
+channel). ``python -m benchmarks.peers nats URL``: a nats-py responder.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from typing import Any
+
+STOCK_CHANNEL = "benchstock.request"
+NATS_SUBJECT = "bench.echo"
+
+
+def stock_layer(url: str) -> Any:
+    """A stock channels_redis layer with room for the deepest benchmark queue."""
+    from channels_redis.core import RedisChannelLayer
+
+    return RedisChannelLayer(hosts=[url], capacity=2000)
+
+
+async def serve_stock(url: str) -> None:
+    """Answer echo requests on the stock layer until killed."""
+    layer = stock_layer(url)
+    tasks: set[asyncio.Task[None]] = set()
+
+    async def reply(message: dict[str, Any]) -> None:
+        await layer.send(message["reply"], {"type": "echo.reply", "body": message["body"]})
+
+    print("ready", flush=True)
+    while True:
+        message = await layer.receive(STOCK_CHANNEL)
+        task = asyncio.create_task(reply(message))
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
+
+
+async def serve_nats(url: str) -> None:
+    """Answer echo requests over NATS until killed."""
+    import nats
+
+    nc = await nats.connect(url)
+
+    async def handler(msg: Any) -> None:
+        await msg.respond(msg.data)
+
+    await nc.subscribe(NATS_SUBJECT, cb=handler)
+    await nc.flush()
+    print("ready", flush=True)
+    await asyncio.Event().wait()
+
+
+def main() -> None:
+    kind, url = sys.argv[1], sys.argv[2]
+    try:
+        import uvloop
+
+        run: Any = uvloop.run
+    except ImportError:
+        run = asyncio.run
+    run(serve_stock(url) if kind == "stock" else serve_nats(url))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,24 @@
+"""Settings for the benchmark's worker process (an echo service)."""
+
+import os
+
+SECRET_KEY = "bench-only"
+DEBUG = False
+USE_TZ = True
+INSTALLED_APPS = ["servicebus", "channels"]
+DATABASES: dict[str, dict[str, str]] = {}
+ASGI_APPLICATION = "benchmarks.project.asgi.application"
+CHANNEL_LAYERS = {
+    "default": {
+        "BACKEND": os.environ.get("BENCH_LAYER", "servicebus.layers.RedisChannelLayer"),
+        "CONFIG": {"hosts": [os.environ["BENCH_REDIS_URL"]], "capacity": 2000},
+    }
+}
+SERVICEBUS = {"SERVICE_NAME": "bench", "WORKER_CONCURRENCY": 256, "MAX_BODY_SIZE": 4 * 1024 * 1024}
+LOGGING = {
+    "version": 1,
+    "handlers": {"stderr": {"class": "logging.StreamHandler"}},
+    "root": {"handlers": ["stderr"], "level": "WARNING"},
+    # The benchmark waits for the worker's "worker serving" line.
+    "loggers": {"servicebus.worker": {"level": "INFO"}},
+}
