@@ -37,7 +37,9 @@ def outbox_settings(settings: Any, redis_flushed: str) -> dict[str, Any]:
 @pytest.fixture
 def redis_client(outbox_settings: dict[str, Any]) -> Iterator[redis.Redis]:
     """A text client on the test Redis."""
-    client = redis.Redis.from_url(outbox_settings["REDIS_URL"], decode_responses=True)
+    client = redis.Redis.from_url(
+        outbox_settings["REDIS_URL"], decode_responses=True, encoding_errors="replace"
+    )
     yield client
     client.close()
 
