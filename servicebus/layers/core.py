@@ -41,13 +41,20 @@ class _LoopState:
         self.shards: dict[int, ShardClients] = {}
         self.coalescers: dict[int, SendCoalescer] = {}
         self.drainers: dict[str, asyncio.Task[None]] = {}
+        # Pops still in flight whose receive_many caller was cancelled, by channel.
+        self.orphans: dict[str, list[asyncio.Future[Any]]] = {}
 
     async def aclose(self) -> None:
         for task in self.drainers.values():
             task.cancel()
         if self.drainers:
-            await asyncio.gather(*self.drainers.values(), return_exceptions=True)
+            # Bounded: a cancellation swallowed inside redis-py is noticed after one block.
+            await asyncio.wait(list(self.drainers.values()), timeout=5.0)
         self.drainers.clear()
+        for pops in self.orphans.values():
+            for pop in pops:
+                pop.cancel()
+        self.orphans.clear()
         for coalescer in self.coalescers.values():
             await coalescer.aclose()
         self.coalescers.clear()
@@ -208,34 +215,44 @@ class RedisChannelLayer(StockRedisChannelLayer):
         """Pop up to ``max_count`` messages of a normal channel in one round trip.
 
         Waits up to ``timeout`` seconds (None: forever) for at least one; ``[]`` on timeout.
-        A cancelled call never cancels its pop: messages it returns later are kept for
-        the next receive/receive_many on the same channel (``stats["kept_after_cancel"]``).
+        Cancelling a call never cancels its pop: the next receive/receive_many on the
+        same channel (same loop) adopts it, or its messages are kept in a local buffer
+        for the next call (``stats["kept_after_cancel"]``).
         """
         if "!" in channel:
             raise ValueError("receive_many() is for normal channels; use receive() for '!'")
         assert self.require_valid_channel_name(channel, receive=True), "Channel name not valid"
         if max_count < 1:
             raise ValueError("max_count must be at least 1")
-        leftovers = self._leftovers.get(channel)
-        while leftovers:
-            pairs = [leftovers.popleft() for _ in range(min(max_count, len(leftovers)))]
-            messages = self._decode_pairs(pairs)
-            if messages:
-                return messages
         deadline = None if timeout is None else time.monotonic() + timeout
         key = self.prefix + channel
-        clients = await self._shard(self._state(), self.consistent_hash(channel))
+        state = self._state()
+        clients = await self._shard(state, self.consistent_hash(channel))
         backoff = 0.05
         while True:
-            block = self.block_timeout
-            if deadline is not None:
-                block = min(block, deadline - time.monotonic())
-            if block < _MIN_BLOCK:
-                args: tuple[Any, ...] = ("ZMPOP", 1, key, "MIN", "COUNT", max_count)
+            # Checked on every turn, so a cancelled pop's messages wait at most one block.
+            messages = self._take_leftovers(channel, max_count)
+            if messages:
+                return messages
+            orphans = state.orphans.get(channel)
+            if orphans:
+                # Adopt a pop whose caller was cancelled instead of starting another.
+                task = orphans.pop()
+                if not orphans:
+                    del state.orphans[channel]
+                final = False
             else:
-                args = ("BZMPOP", block, 1, key, "MIN", "COUNT", max_count)
+                block = self.block_timeout
+                if deadline is not None:
+                    block = min(block, deadline - time.monotonic())
+                final = block < _MIN_BLOCK
+                if final:
+                    args: tuple[Any, ...] = ("ZMPOP", 1, key, "MIN", "COUNT", max_count)
+                else:
+                    args = ("BZMPOP", block, 1, key, "MIN", "COUNT", max_count)
+                task = asyncio.ensure_future(clients.blocking.execute_command(*args))
             try:
-                reply = await self._pop(clients, channel, args)
+                reply = await self._await_pop(state, channel, task)
             except TRANSIENT_ERRORS as exc:
                 if deadline is not None and time.monotonic() >= deadline:
                     return []
@@ -248,18 +265,40 @@ class RedisChannelLayer(StockRedisChannelLayer):
                 messages = self._decode_pairs(reply[1])
                 if messages:
                     return messages
-            if args[0] == "ZMPOP":
+            if final:
                 return []
 
-    async def _pop(self, clients: ShardClients, channel: str, args: tuple[Any, ...]) -> Any:
+    def _take_leftovers(self, channel: str, max_count: int) -> list[dict[str, Any]]:
+        leftovers = self._leftovers.get(channel)
+        while leftovers:
+            pairs = [leftovers.popleft() for _ in range(min(max_count, len(leftovers)))]
+            messages = self._decode_pairs(pairs)
+            if messages:
+                return messages
+        return []
+
+    async def _await_pop(self, state: _LoopState, channel: str, task: asyncio.Future[Any]) -> Any:
         # The pop runs in its own task behind a shield: cancelling the caller must not
         # cancel a pop Redis may already have served, or its messages would vanish.
-        task = asyncio.ensure_future(clients.blocking.execute_command(*args))
+        # The orphaned pop is adopted by the next receive on the channel, or its
+        # messages go to the leftovers buffer when it completes.
         try:
             return await asyncio.shield(task)
         except asyncio.CancelledError:
-            task.add_done_callback(functools.partial(self._keep_leftovers, channel))
+            if task.done():
+                self._keep_leftovers(channel, task)
+            else:
+                state.orphans.setdefault(channel, []).append(task)
+                task.add_done_callback(functools.partial(self._orphan_done, state, channel))
             raise
+
+    def _orphan_done(self, state: _LoopState, channel: str, task: asyncio.Future[Any]) -> None:
+        orphans = state.orphans.get(channel)
+        if orphans and task in orphans:
+            orphans.remove(task)
+            if not orphans:
+                del state.orphans[channel]
+            self._keep_leftovers(channel, task)
 
     def _keep_leftovers(self, channel: str, task: asyncio.Future[Any]) -> None:
         if task.cancelled() or task.exception() is not None:

@@ -154,7 +154,12 @@ class Drainer:
         """Drain until cancelled; outages are logged and retried with a short backoff."""
         backoff = 0.05
         last_sweep = time.monotonic()
+        task = asyncio.current_task()
         while True:
+            if task is not None and task.cancelling():
+                # Python 3.11's wait_for (inside redis-py's send) can swallow a
+                # cancellation; without this check asyncio.run() would hang on exit.
+                raise asyncio.CancelledError
             try:
                 reply = await self._client.execute_command(
                     "BZMPOP", self._block_timeout, 1, self._key, "MIN", "COUNT", self._batch

@@ -1,0 +1,44 @@
+"""Fixtures for the layer's integration tests: layers on the session Redis, private servers."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable, Iterator
+from typing import Any
+
+import pytest
+
+from servicebus.layers import RedisChannelLayer
+from tests.support.redis_server import RedisServer
+
+pytestmark = pytest.mark.redis
+
+LayerFactory = Callable[..., RedisChannelLayer]
+
+
+@pytest.fixture
+async def make_layer(redis_flushed: str) -> AsyncIterator[LayerFactory]:
+    """Build layers on the (flushed) session Redis; each is closed after the test."""
+    made: list[RedisChannelLayer] = []
+
+    def make(**kwargs: Any) -> RedisChannelLayer:
+        kwargs.setdefault("hosts", [redis_flushed])
+        layer = RedisChannelLayer(**kwargs)
+        made.append(layer)
+        return layer
+
+    yield make
+    for layer in made:
+        await layer.close()
+
+
+@pytest.fixture
+async def layer(make_layer: LayerFactory) -> RedisChannelLayer:
+    """A layer with default settings on the flushed session Redis."""
+    return make_layer()
+
+
+@pytest.fixture
+def private_redis() -> Iterator[RedisServer]:
+    """A redis-server of this test alone (for outages and config changes)."""
+    with RedisServer() as server:
+        yield server
