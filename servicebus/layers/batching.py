@@ -12,6 +12,9 @@ from .scripts import SEND_MANY
 
 _Pending = tuple[str, bytes, int, "asyncio.Future[int]"]
 
+# 1 us: above a double's resolution for epoch seconds (~0.24 us), far below clock skew.
+_SCORE_STEP = 1e-6
+
 
 class SendCoalescer:
     """Collects sends for one (event loop, shard) and flushes them once per loop tick.
@@ -37,6 +40,7 @@ class SendCoalescer:
         self._pending: list[_Pending] = []
         self._scheduled = False
         self._tasks: set[asyncio.Task[None]] = set()
+        self._last_score = 0.0
 
     def submit(self, key: str, member: bytes, capacity: int) -> asyncio.Future[int]:
         """Queue one message; the future resolves to 1 (added) or 0 (channel full)."""
@@ -52,19 +56,28 @@ class SendCoalescer:
     def _flush(self) -> None:
         self._scheduled = False
         pending, self._pending = self._pending, []
+        if not pending:
+            return
+        # Scores (send times) strictly increase in submit order, so a channel stays
+        # FIFO even within a batch and across the concurrent calls of one burst.
+        score = max(time.time(), self._last_score + _SCORE_STEP)
+        scores = [score + i * _SCORE_STEP for i in range(len(pending))]
+        self._last_score = scores[-1]
         size = self._max_batch
         for start in range(0, len(pending), size):
-            task = self._loop.create_task(self._run(pending[start : start + size]))
+            end = start + size
+            task = self._loop.create_task(self._run(pending[start:end], scores[start:end]))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
 
-    async def _run(self, batch: list[_Pending]) -> None:
+    async def _run(self, batch: list[_Pending], scores: list[float]) -> None:
         keys: list[str] = []
-        args: list[Any] = [time.time(), self._expiry]
-        for key, member, capacity, _ in batch:
+        args: list[Any] = [scores[0], self._expiry]
+        for (key, member, capacity, _), score in zip(batch, scores, strict=True):
             keys.append(key)
             args.append(member)
             args.append(capacity)
+            args.append(score)
         self._stats["script_calls"] += 1
         try:
             statuses = await SEND_MANY(self._client, keys, args)

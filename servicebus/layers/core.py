@@ -11,6 +11,7 @@ from typing import Any
 
 from channels.exceptions import ChannelFull
 from channels_redis.core import RedisChannelLayer as StockRedisChannelLayer
+from redis.exceptions import AuthenticationError
 
 from .batching import SendCoalescer
 from .connections import TRANSIENT_ERRORS, ShardClients
@@ -227,37 +228,41 @@ class RedisChannelLayer(StockRedisChannelLayer):
         deadline = None if timeout is None else time.monotonic() + timeout
         key = self.prefix + channel
         state = self._state()
-        clients = await self._shard(state, self.consistent_hash(channel))
+        index = self.consistent_hash(channel)
         backoff = 0.05
         while True:
             # Checked on every turn, so a cancelled pop's messages wait at most one block.
             messages = self._take_leftovers(channel, max_count)
             if messages:
                 return messages
-            orphans = state.orphans.get(channel)
-            if orphans:
-                # Adopt a pop whose caller was cancelled instead of starting another.
-                task = orphans.pop()
-                if not orphans:
-                    del state.orphans[channel]
-                final = False
-            else:
-                block = self.block_timeout
-                if deadline is not None:
-                    block = min(block, deadline - time.monotonic())
-                final = block < _MIN_BLOCK
-                if final:
-                    args: tuple[Any, ...] = ("ZMPOP", 1, key, "MIN", "COUNT", max_count)
-                else:
-                    args = ("BZMPOP", block, 1, key, "MIN", "COUNT", max_count)
-                task = asyncio.ensure_future(clients.blocking.execute_command(*args))
+            final = False
             try:
+                clients = await self._shard(state, index)
+                orphans = state.orphans.get(channel)
+                if orphans:
+                    # Adopt a pop whose caller was cancelled instead of starting another.
+                    task = orphans.pop()
+                    if not orphans:
+                        del state.orphans[channel]
+                else:
+                    block = self.block_timeout
+                    if deadline is not None:
+                        block = min(block, deadline - time.monotonic())
+                    final = block < _MIN_BLOCK
+                    if final:
+                        args: tuple[Any, ...] = ("ZMPOP", 1, key, "MIN", "COUNT", max_count)
+                    else:
+                        args = ("BZMPOP", block, 1, key, "MIN", "COUNT", max_count)
+                    task = asyncio.ensure_future(clients.blocking.execute_command(*args))
                 reply = await self._await_pop(state, channel, task)
+            except AuthenticationError:
+                raise  # a ConnectionError subclass, but no retry can fix it
             except TRANSIENT_ERRORS as exc:
-                if deadline is not None and time.monotonic() >= deadline:
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if remaining is not None and remaining <= 0:
                     return []
                 logger.warning("receive on %s: Redis unavailable (%s), retrying", channel, exc)
-                await asyncio.sleep(backoff)
+                await asyncio.sleep(backoff if remaining is None else min(backoff, remaining))
                 backoff = min(backoff * 2, 1.0)
                 continue
             backoff = 0.05
@@ -393,10 +398,12 @@ class RedisChannelLayer(StockRedisChannelLayer):
         )
         for index, keys in by_shard.items():
             shard = await self._shard(state, index)
-            args: list[Any] = [time.time(), int(self.expiry)]
+            now = time.time()
+            args: list[Any] = [now, int(self.expiry)]
             for key in keys:
                 args.append(key_message[key])
                 args.append(key_capacity[key])
+                args.append(now)
             statuses = await SEND_MANY(shard.commands, keys, args)
             dropped = statuses.count(0)
             if dropped:

@@ -29,7 +29,7 @@ class LuaScript:
 
 
 # KEYS: n channel keys (repeats allowed).
-# ARGV: now, expiry, then n pairs (member, capacity).
+# ARGV: now, expiry, then n triples (member, capacity, score).
 # Returns one status per message: 1 = added, 0 = channel full.
 # Expiry cleanup, capacity check, ZADD and EXPIRE happen in one atomic step, so
 # concurrent senders can never push a channel past its capacity.
@@ -46,8 +46,8 @@ for i = 1, #KEYS do
         redis.call('ZREMRANGEBYSCORE', key, 0, cutoff)
         seen[key] = true
     end
-    if redis.call('ZCARD', key) < tonumber(ARGV[2 * i + 2]) then
-        redis.call('ZADD', key, now, ARGV[2 * i + 1])
+    if redis.call('ZCARD', key) < tonumber(ARGV[3 * i + 1]) then
+        redis.call('ZADD', key, ARGV[3 * i + 2], ARGV[3 * i])
         statuses[i] = 1
     else
         statuses[i] = 0
