@@ -98,13 +98,13 @@ class LocalBuffers:
             try:
                 await future
             finally:
-                if not future.done():
-                    with self._lock:
-                        waiters = self._waiters.get(channel)
-                        if waiters and (loop, future) in waiters:
-                            waiters.remove((loop, future))
-                            if not waiters:
-                                del self._waiters[channel]
+                # put() unregisters the waiters it wakes; a cancelled one must go too.
+                with self._lock:
+                    waiters = self._waiters.get(channel)
+                    if waiters and (loop, future) in waiters:
+                        waiters.remove((loop, future))
+                        if not waiters:
+                            del self._waiters[channel]
 
     def sweep(self) -> None:
         """Drop messages older than ``expiry`` from every buffer (nobody may ever read them)."""
