@@ -209,34 +209,17 @@ class Consumer:
             events.append((event, entry))
         if not events:
             return result
-        acks: list[RawEntry] = []
-        failures: list[tuple[RawEntry, str]] = []
-        with transaction.atomic(using=self.using):
-            done = {
-                str(eid)
-                for eid in InboxEvent.objects.using(self.using)
-                .filter(group=self.group, event_id__in=[e.id for e, _ in events])
-                .values_list("event_id", flat=True)
-            }
-            for event, entry in events:
-                if event.id in done:
-                    acks.append(entry)
-                    result.duplicates += 1
-                    continue
-                try:
-                    with transaction.atomic(using=self.using):
-                        InboxEvent.objects.using(self.using).create(
-                            group=self.group, event_id=event.id, topic=event.topic
-                        )
-                        for handler in handlers_for(event.topic):
-                            handler(event)
-                except Exception as exc:  # one bad event must not stop the others
-                    logger.warning("handler failed for %s %s: %r", event.topic, event.id, exc)
-                    failures.append((entry, f"{type(exc).__name__}: {exc}"))
-                    continue
-                done.add(event.id)
-                acks.append(entry)
-                result.handled += 1
+        if len(events) == 1:
+            outcome = self._run(events, isolate=True)
+        else:
+            try:  # fast path: the whole batch in one transaction, no savepoints
+                outcome = self._run(events, isolate=False)
+            except Exception as exc:
+                # Something failed: redo the batch with one savepoint per event, so only
+                # the failing events stay pending (their handlers run a second time).
+                logger.info("batch failed (%r); retrying event by event", exc)
+                outcome = self._run(events, isolate=True)
+        acks, failures, result.handled, result.duplicates = outcome
         self._ack(acks)
         for entry, error in failures:
             count = deliveries(self.client, entry[0], self.group, entry[1])
@@ -246,6 +229,49 @@ class Consumer:
                 result.failed += 1
                 result.errors.append(error)
         return result
+
+    def _run(
+        self, events: list[tuple[Event, RawEntry]], isolate: bool
+    ) -> tuple[list[RawEntry], list[tuple[RawEntry, str]], int, int]:
+        # Handlers and inbox rows commit together; XACK happens only after this returns.
+        acks: list[RawEntry] = []
+        failures: list[tuple[RawEntry, str]] = []
+        handled = duplicates = 0
+        inbox = InboxEvent.objects.using(self.using)
+        with transaction.atomic(using=self.using):
+            done = {
+                str(eid)
+                for eid in inbox.filter(
+                    group=self.group, event_id__in=[e.id for e, _ in events]
+                ).values_list("event_id", flat=True)
+            }
+            new_rows: list[InboxEvent] = []
+            for event, entry in events:
+                if event.id in done:
+                    acks.append(entry)
+                    duplicates += 1
+                    continue
+                row = InboxEvent(group=self.group, event_id=event.id, topic=event.topic)
+                if isolate:
+                    try:
+                        with transaction.atomic(using=self.using):
+                            row.save(using=self.using, force_insert=True)
+                            for handler in handlers_for(event.topic):
+                                handler(event)
+                    except Exception as exc:  # one bad event must not stop the others
+                        logger.warning("handler failed for %s %s: %r", event.topic, event.id, exc)
+                        failures.append((entry, f"{type(exc).__name__}: {exc}"))
+                        continue
+                else:
+                    for handler in handlers_for(event.topic):
+                        handler(event)
+                    new_rows.append(row)
+                done.add(event.id)
+                acks.append(entry)
+                handled += 1
+            if new_rows:
+                inbox.bulk_create(new_rows)
+        return acks, failures, handled, duplicates
 
     def _ack(self, entries: list[RawEntry]) -> None:
         if not entries:

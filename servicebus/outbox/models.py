@@ -24,7 +24,6 @@ class OutboxEvent(models.Model):
     )
     attempts: models.PositiveIntegerField[Any, Any] = models.PositiveIntegerField(default=0)
     published_at: models.DateTimeField[Any, Any] = models.DateTimeField(null=True, blank=True)
-    stream_id: models.CharField[Any, Any] = models.CharField(max_length=64, blank=True, default="")
     # The SQLite fallback claims rows by UPDATE; Postgres uses row locks instead.
     claimed_by: models.CharField[Any, Any] = models.CharField(max_length=64, null=True, blank=True)
     claimed_until: models.DateTimeField[Any, Any] = models.DateTimeField(null=True, blank=True)

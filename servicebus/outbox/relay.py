@@ -13,7 +13,7 @@ from types import FrameType
 
 import redis
 from django.db import connections, router, transaction
-from django.db.models import Q, QuerySet
+from django.db.models import F, Q, QuerySet
 from django.utils import timezone
 
 from servicebus.outbox.codec import encode_fields
@@ -109,24 +109,28 @@ def _publish(rows: list[OutboxEvent], using: str, settings: OutboxSettings) -> P
         )
     except redis.RedisError as exc:
         results = [exc] * len(rows)
-    now = timezone.now()
-    result = PublishResult()
-    for row, outcome in zip(rows, results, strict=True):
-        row.attempts += 1
-        row.claimed_by = None
-        row.claimed_until = None
-        if isinstance(outcome, Exception):
-            row.last_error = repr(outcome)[:2000]
-            result.failed += 1
-        else:
-            row.published_at = now
-            row.stream_id = outcome
-            row.last_error = ""
-            result.published += 1
-    OutboxEvent.objects.using(using).bulk_update(
-        rows,
-        ["attempts", "claimed_by", "claimed_until", "last_error", "published_at", "stream_id"],
-    )
+    ok = [row.pk for row, outcome in zip(rows, results, strict=True) if isinstance(outcome, str)]
+    failed = [
+        (row.pk, out) for row, out in zip(rows, results, strict=True) if not isinstance(out, str)
+    ]
+    pending = OutboxEvent.objects.using(using)
+    # Two UPDATEs per pass (not a per-row bulk_update): the relay's cost is per batch.
+    if ok:
+        pending.filter(pk__in=ok).update(
+            published_at=timezone.now(),
+            attempts=F("attempts") + 1,
+            claimed_by=None,
+            claimed_until=None,
+            last_error="",
+        )
+    if failed:
+        pending.filter(pk__in=[pk for pk, _ in failed]).update(
+            attempts=F("attempts") + 1,
+            claimed_by=None,
+            claimed_until=None,
+            last_error=repr(failed[0][1])[:2000],
+        )
+    result = PublishResult(published=len(ok), failed=len(failed))
     if result.failed:
         logger.warning("relay: %d event(s) not published; will retry", result.failed)
     return result

@@ -76,7 +76,10 @@ class ReplicaModel(models.Model):
                 .first()
             )
             tombs = Tombstone.objects.using(using).filter(model=label, key=str(key))
-            tomb_rev = tombs.values_list("revision", flat=True).first()
+            # A live row has no tombstone (applying a newer upsert removes it).
+            tomb_rev = None
+            if row_rev is None:
+                tomb_rev = tombs.values_list("revision", flat=True).first()
             current = max(row_rev or 0, tomb_rev or 0)
             if revision == current:
                 return Outcome.DUPLICATE

@@ -1,4 +1,4 @@
-"""Make N seeded random changes to Product (creates, updates, deletes; 1-4 per transaction)."""
+"""Make N seeded random changes to Product (creates, updates, deletes; 1-8 per transaction)."""
 
 import random
 from decimal import Decimal
@@ -20,26 +20,26 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         rng = random.Random(options["seed"])
-        live = list(Product.objects.values_list("pk", flat=True))
+        # Instances are kept in memory: save() reads the current revision itself.
+        live = {p.pk: p for p in Product.objects.all()}
         done = 0
         while done < options["changes"]:
             with transaction.atomic():
-                for _ in range(rng.randint(1, 4)):
+                for _ in range(rng.randint(1, 8)):
                     if done >= options["changes"]:
                         break
                     roll = rng.random()
                     if not live or (roll < 0.3 and len(live) < options["keys"]):
                         p = Product(sku=f"s{done}", name=f"n{done}", stock=rng.randint(0, 99))
                         p.save()
-                        live.append(p.pk)
+                        live[p.pk] = p
                     elif roll < 0.88:
-                        p = Product.objects.get(pk=rng.choice(live))
+                        p = live[rng.choice(list(live))]
                         p.stock = rng.randint(0, 999)
                         p.price = Decimal(rng.randint(0, 99999)) / 100
                         p.name = f"n{done}"
                         p.save()
                     else:
-                        pk = live.pop(rng.randrange(len(live)))
-                        Product.objects.get(pk=pk).delete()
+                        live.pop(rng.choice(list(live))).delete()
                     done += 1
         self.stdout.write(f"produced {done} changes")
