@@ -13,7 +13,7 @@ from types import FrameType
 from typing import Any
 
 import redis
-from django.db import router, transaction
+from django.db import DatabaseError, connections, router, transaction
 
 from servicebus.outbox.codec import Event, decode_fields
 from servicebus.outbox.constants import TARGET_GROUP_HEADER, event_stream
@@ -122,9 +122,10 @@ class Consumer:
             try:
                 step = self.poll(block=not once)
                 failures_in_a_row = 0
-            except (redis.RedisError, OSError) as exc:
+            except (redis.RedisError, OSError, DatabaseError) as exc:
                 # Redis or the database is away: back off (bounded), keep the entries pending.
                 failures_in_a_row += 1
+                connections[self.using].close_if_unusable_or_obsolete()
                 logger.warning("consumer pass failed (%r); retrying", exc)
                 if once and failures_in_a_row >= 3:
                     raise

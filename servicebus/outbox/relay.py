@@ -12,7 +12,7 @@ from datetime import timedelta
 from types import FrameType
 
 import redis
-from django.db import connections, router, transaction
+from django.db import DatabaseError, connections, router, transaction
 from django.db.models import F, Q, QuerySet
 from django.utils import timezone
 
@@ -179,8 +179,20 @@ class Relay:
         """Publish and prune until stopped; ``once`` drains a single time and returns."""
         total = PublishResult()
         last_prune = 0.0
+        failures_in_a_row = 0
         while True:
-            step = self.drain()
+            try:
+                step = self.drain()
+                failures_in_a_row = 0
+            except DatabaseError as exc:
+                # The database is away: back off (bounded); the rows wait in the outbox.
+                failures_in_a_row += 1
+                logger.warning("relay pass failed (%r); retrying", exc)
+                connections[self.using].close_if_unusable_or_obsolete()
+                if once and failures_in_a_row >= 3:
+                    raise
+                self.stopping.wait(min(5.0, 0.1 * 2**failures_in_a_row))
+                continue
             total.published += step.published
             total.failed += step.failed
             if time.monotonic() - last_prune > 60.0 or once:

@@ -1,0 +1,39 @@
+"""Subscriber registry, key names, the public names of servicebus.outbox."""
+
+from __future__ import annotations
+
+import servicebus.outbox as outbox
+from servicebus.outbox import registry
+from servicebus.outbox.constants import deadletter_stream, event_stream
+from servicebus.outbox.transport import original_fields
+
+
+def test_subscriber_registers_once_and_unregisters():
+    def handler(event):
+        return None
+
+    assert outbox.subscriber("unit.topic")(handler) is handler
+    outbox.subscriber("unit.topic")(handler)
+    try:
+        assert registry.handlers_for("unit.topic") == [handler]
+        assert "unit.topic" in registry.topics()
+    finally:
+        registry.unregister("unit.topic", handler)
+    assert "unit.topic" not in registry.topics()
+
+
+def test_key_names_live_in_one_place():
+    assert event_stream("inventory.product") == "servicebus:events:inventory.product"
+    assert deadletter_stream("inventory.product") == "servicebus:deadletter:inventory.product"
+
+
+def test_dead_letter_records_keep_the_original_fields():
+    record = {"orig.id": "e1", "orig.payload": "{}", "error": "boom", "group": "g"}
+    assert original_fields(record) == {"id": "e1", "payload": "{}"}
+
+
+def test_public_names_are_sorted_and_importable():
+    assert outbox.__all__ == sorted(outbox.__all__)
+    for name in outbox.__all__:
+        assert getattr(outbox, name) is not None
+    assert outbox.SourceModel.__name__ == "SourceModel"  # lazily loaded model mixins
