@@ -347,6 +347,7 @@ class RedisChannelLayer(StockRedisChannelLayer):
     def _start_drainer(self, state: _LoopState, clients: ShardClients, key: str) -> None:
         drainer = Drainer(
             clients.blocking,
+            clients.commands,
             key,
             self._buffers,
             self.deserialize,

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from typing import Any
 
 from redis.asyncio import Redis
+from redis.asyncio.connection import Connection
 from redis.exceptions import AuthenticationError
 
 from .connections import TRANSIENT_ERRORS
@@ -129,11 +130,18 @@ class LocalBuffers:
 
 
 class Drainer:
-    """Keeps one shared ``!`` key drained into LocalBuffers, in batches (BZMPOP COUNT)."""
+    """Keeps one shared ``!`` key drained into LocalBuffers, in batches (BZMPOP COUNT).
+
+    The drainer holds one connection of the blocking pool. When it is stopped
+    (cancelled: close(), asyncio.run() ending) in the middle of a pop, it unblocks
+    that pop server-side with CLIENT UNBLOCK and hands out whatever the pop already
+    took, so stopping one loop's drainer never loses another loop's replies.
+    """
 
     def __init__(
         self,
-        client: Redis,
+        blocking: Redis,
+        commands: Redis,
         key: str,
         buffers: LocalBuffers,
         decode: Callable[[bytes], dict[str, Any]],
@@ -142,43 +150,94 @@ class Drainer:
         batch: int,
         stats: dict[str, int],
     ) -> None:
-        self._client = client
+        self._pool = blocking.connection_pool
+        self._commands = commands
         self._key = key
         self._buffers = buffers
         self._decode = decode
         self._block_timeout = block_timeout
         self._batch = batch
         self._stats = stats
+        self._conn: Connection | None = None
+        self._client_id: int | None = None
 
     async def run(self) -> None:
         """Drain until cancelled; outages are logged and retried with a short backoff."""
         backoff = 0.05
         last_sweep = time.monotonic()
         task = asyncio.current_task()
-        while True:
-            if task is not None and task.cancelling():
-                # Python 3.11's wait_for (inside redis-py's send) can swallow a
-                # cancellation; without this check asyncio.run() would hang on exit.
-                raise asyncio.CancelledError
+        try:
+            while True:
+                if task is not None and task.cancelling():
+                    # Python 3.11's wait_for (inside redis-py's send) can swallow a
+                    # cancellation; without this check asyncio.run() would hang on exit.
+                    raise asyncio.CancelledError
+                try:
+                    reply = await self._pop()
+                except AuthenticationError:
+                    logger.exception("drainer for %s cannot authenticate; stopping", self._key)
+                    raise
+                except TRANSIENT_ERRORS as exc:
+                    await self._drop_connection()
+                    logger.warning(
+                        "drainer for %s: Redis unavailable (%s), retrying", self._key, exc
+                    )
+                    await asyncio.sleep(backoff)
+                    backoff = min(backoff * 2, 2.0)
+                    continue
+                backoff = 0.05
+                if reply:
+                    self._dispatch(reply[1])
+                now = time.monotonic()
+                if now - last_sweep >= 1.0:
+                    last_sweep = now
+                    self._buffers.sweep()
+        finally:
+            await self._release()
+
+    async def _pop(self) -> Any:
+        conn = self._conn
+        if conn is None:
+            conn = self._conn = await self._pool.get_connection()
+            await conn.send_command("CLIENT", "ID")
+            self._client_id = int(await conn.read_response())
+        await conn.send_command(
+            "BZMPOP", self._block_timeout, 1, self._key, "MIN", "COUNT", self._batch
+        )
+        read = asyncio.ensure_future(conn.read_response())
+        try:
+            return await asyncio.shield(read)
+        except asyncio.CancelledError:
+            await self._unblock(read)
+            raise
+
+    async def _unblock(self, read: asyncio.Future[Any]) -> None:
+        # Cancelling the read would drop what Redis may already have popped for us.
+        if not read.done() and self._client_id is not None:
             try:
-                reply = await self._client.execute_command(
-                    "BZMPOP", self._block_timeout, 1, self._key, "MIN", "COUNT", self._batch
-                )
-            except AuthenticationError:
-                logger.exception("drainer for %s cannot authenticate; stopping", self._key)
-                raise
-            except TRANSIENT_ERRORS as exc:
-                logger.warning("drainer for %s: Redis unavailable (%s), retrying", self._key, exc)
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 2.0)
-                continue
-            backoff = 0.05
-            if reply:
-                self._dispatch(reply[1])
-            now = time.monotonic()
-            if now - last_sweep >= 1.0:
-                last_sweep = now
-                self._buffers.sweep()
+                await self._commands.execute_command("CLIENT", "UNBLOCK", self._client_id)
+            except Exception as exc:  # e.g. NOPERM: fall back to waiting for the pop
+                logger.debug("CLIENT UNBLOCK failed (%s); waiting for the pop", exc)
+        try:
+            done, _ = await asyncio.wait([read], timeout=self._block_timeout + 1.0)
+            reply = read.result() if done else None
+        except Exception:
+            reply = None
+        if not read.done():
+            read.cancel()
+            await self._drop_connection()
+        if reply:
+            self._dispatch(reply[1])
+
+    async def _drop_connection(self) -> None:
+        if self._conn is not None:
+            await self._conn.disconnect()
+            await self._release()
+
+    async def _release(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            await self._pool.release(conn)
 
     def _dispatch(self, pairs: list[list[Any]]) -> None:
         for member, raw_score in pairs:

@@ -89,3 +89,15 @@ async def test_receive_on_foreign_local_channel_is_refused(layer: RedisChannelLa
         await layer.receive("specific.someoneelse!abc")
     with pytest.raises(ValueError, match="receive"):
         await layer.receive_many("specific.x!y", 3)
+
+
+async def test_close_unblocks_the_drainer_pop(make_layer) -> None:
+    # With 5 s pops, close() returns at once only if the pop is unblocked server-side
+    # (CLIENT UNBLOCK), which hands back anything it had already taken.
+    layer = make_layer(block_timeout=5.0)
+    reader = asyncio.ensure_future(layer.receive(await layer.new_channel()))
+    await asyncio.sleep(0.2)
+    started = time.monotonic()
+    await layer.close()
+    assert time.monotonic() - started < 3
+    reader.cancel()
