@@ -11,17 +11,38 @@ from servicebus.layers.batching import SendCoalescer
 from servicebus.layers.core import STAT_NAMES
 
 
+def parse_resp(packed: bytes) -> tuple[Any, ...]:
+    """The arguments of one RESP array of bulk strings (test members have no CRLF)."""
+    lines = packed.split(b"\r\n")
+    count = int(lines[0][1:])
+    items = lines[2::2][:count]
+    return (items[0].decode(), items[1].decode(), int(items[2]), *items[3:])
+
+
 class FakeRedis:
-    """Records EVALSHA calls; every message whose member starts with b'full' is refused."""
+    """Records EVALSHA calls; every message whose member starts with b'full' is refused.
+
+    It is its own pool and connection, the way LuaScript talks to redis-py.
+    """
 
     def __init__(self, error: Exception | None = None) -> None:
         self.calls: list[tuple[Any, ...]] = []
         self.error = error
+        self.connection_pool = self
 
-    async def execute_command(self, *args: Any) -> list[int]:
-        self.calls.append(args)
+    async def get_connection(self) -> FakeRedis:
+        return self
+
+    async def release(self, conn: FakeRedis) -> None:
+        pass
+
+    async def send_packed_command(self, packed: bytes, check_health: bool = True) -> None:
+        self.calls.append(parse_resp(packed))
+
+    async def read_response(self) -> list[int]:
         if self.error is not None:
             raise self.error
+        args = self.calls[-1]
         nkeys = args[2]
         members = args[3 + nkeys + 2 :: 3]
         return [0 if m.startswith(b"full") else 1 for m in members]
@@ -58,7 +79,7 @@ async def test_scores_increase_in_submit_order() -> None:
     coalescer = _coalescer(client, max_batch=4)
     await asyncio.gather(*(coalescer.submit("asgik", b"m", 1) for _ in range(10)))
     await asyncio.gather(*(coalescer.submit("asgik", b"m", 1) for _ in range(3)))
-    scores = [s for call in client.calls for s in call[3 + call[2] + 2 + 2 :: 3]]
+    scores = [float(s) for call in client.calls for s in call[3 + call[2] + 2 + 2 :: 3]]
     assert len(scores) == 13
     assert scores == sorted(scores)
     assert len(set(scores)) == 13

@@ -64,13 +64,26 @@ async def test_old_redis_is_refused() -> None:
 
 
 class _NoScriptYet:
+    """A Redis that just restarted: EVALSHA fails once with NOSCRIPT."""
+
     def __init__(self) -> None:
         self.calls: list[str] = []
+        self.connection_pool = self
+
+    async def get_connection(self) -> _NoScriptYet:
+        return self
+
+    async def release(self, conn: _NoScriptYet) -> None:
+        pass
+
+    async def send_packed_command(self, packed: bytes, check_health: bool = True) -> None:
+        self.calls.append(packed.split(b"\r\n")[2].decode())
+
+    async def read_response(self) -> None:
+        raise NoScriptError("NOSCRIPT No matching script")
 
     async def execute_command(self, *args: Any) -> str:
         self.calls.append(args[0])
-        if args[0] == "EVALSHA":
-            raise NoScriptError("NOSCRIPT No matching script")
         return "ran"
 
 
