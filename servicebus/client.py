@@ -125,14 +125,23 @@ class ReplyRouter:
 _routers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[int, ReplyRouter]] = (
     weakref.WeakKeyDictionary()
 )
+# The router of the last (loop, layer) pair used: nearly every call hits it, and it spares
+# a weak-dictionary lookup per call. Only ever touched from a running loop's thread, and
+# checked against both loop and layer, so a stale entry is never used.
+_last: tuple[asyncio.AbstractEventLoop | None, Any, ReplyRouter | None] = (None, None, None)
 
 
 def _router_for(layer: Any) -> ReplyRouter:
+    global _last
     loop = asyncio.get_running_loop()
+    last_loop, last_layer, router = _last
+    if loop is last_loop and layer is last_layer and router is not None and router.alive:
+        return router
     per_loop = _routers.setdefault(loop, {})
     router = per_loop.get(id(layer))
     if router is None or router.layer is not layer or not router.alive:
         router = per_loop[id(layer)] = ReplyRouter(layer)
+    _last = (loop, layer, router)
     return router
 
 

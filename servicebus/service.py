@@ -59,6 +59,7 @@ class Service:
         self.name = name
         self.channel = channel or request_channel(name)
         self._handlers: dict[str, Handler] = {}
+        self._async_handlers: set[str] = set()
 
     def __repr__(self) -> str:
         return f"<Service {self.name!r} on {self.channel!r}: {sorted(self._handlers)}>"
@@ -71,6 +72,8 @@ class Service:
             if method_name in self._handlers:
                 raise ValueError(f"{self.name}: method {method_name!r} is already registered")
             self._handlers[method_name] = fn
+            if inspect.iscoroutinefunction(fn):
+                self._async_handlers.add(method_name)
             return fn
 
         if callable(name):  # used bare, as @svc.method
@@ -144,7 +147,9 @@ class Service:
                 service=self.name,
                 reply_to=envelope.reply_to,
             )
-            result = await self._invoke(handler, request, executor)
+            result = await self._invoke(
+                handler, request, executor, envelope.method in self._async_handlers
+            )
             try:
                 encoded = encode_body(result, get_settings().MAX_BODY_SIZE)
             except BadRequest as exc:
@@ -187,10 +192,12 @@ class Service:
         if envelope.reply_to:
             await self._send_reply(layer, envelope.reply_to, reply, cid)
 
-    async def _invoke(self, handler: Handler, request: Request, executor: Executor | None) -> Any:
+    async def _invoke(
+        self, handler: Handler, request: Request, executor: Executor | None, is_async: bool
+    ) -> Any:
         token = _current.set(request)
         try:
-            if inspect.iscoroutinefunction(handler):
+            if is_async:
                 return await handler(request)
             loop = asyncio.get_running_loop()
             # copy_context() after the set: the thread sees the request, so nested
