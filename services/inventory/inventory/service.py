@@ -1,0 +1,85 @@
+"""The inventory service's bus methods (documented in docs/services.md)."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from inventory import allocations
+from inventory.models import Product
+from servicebus import BadRequest, Request, Service, ServiceError
+
+logger = logging.getLogger("inventory")
+
+inventory = Service("inventory")
+
+
+def _order_id(body: Any) -> str:
+    order_id = body.get("order_id") if isinstance(body, dict) else None
+    if not isinstance(order_id, str) or not 0 < len(order_id) <= 64:
+        raise BadRequest("body needs an 'order_id' string of 1-64 characters")
+    return order_id
+
+
+def _items(body: dict) -> dict[str, int]:
+    items = body.get("items")
+    if not isinstance(items, list) or not items:
+        raise BadRequest("body needs a non-empty 'items' list of {sku, qty}")
+    pairs = []
+    for item in items:
+        sku = item.get("sku") if isinstance(item, dict) else None
+        qty = item.get("qty") if isinstance(item, dict) else None
+        if not isinstance(sku, str) or type(qty) is not int or qty < 1:
+            raise BadRequest(f"bad item {item!r}: needs a 'sku' string and a positive 'qty'")
+        pairs.append((sku, qty))
+    return allocations.merge_items(pairs)
+
+
+@inventory.method()
+def allocate(request: Request) -> dict:
+    """Hold stock for an order: {order_id, items: [{sku, qty}]} -> allocation."""
+    order_id = _order_id(request.body)
+    items = _items(request.body)
+    logger.info("allocate %s for order %s", items, order_id)
+    return allocations.allocate(order_id, items).as_dict()
+
+
+@inventory.method()
+def release(request: Request) -> dict:
+    """Give an order's stock back (compensation): {order_id} -> allocation."""
+    order_id = _order_id(request.body)
+    logger.info("release order %s", order_id)
+    return allocations.release(order_id).as_dict()
+
+
+@inventory.method()
+def finalise(request: Request) -> dict:
+    """Commit an order's allocation: {order_id} -> allocation."""
+    order_id = _order_id(request.body)
+    logger.info("finalise order %s", order_id)
+    return allocations.finalise(order_id).as_dict()
+
+
+@inventory.method("get_product")
+def get_product(request: Request) -> dict:
+    """One product: {sku} -> {sku, name, stock}."""
+    sku = request.body.get("sku") if isinstance(request.body, dict) else None
+    logger.info("get_product %s", sku)
+    product = Product.objects.filter(sku=sku).first() if isinstance(sku, str) else None
+    if product is None:
+        raise ServiceError("unknown_sku", f"no product {sku!r}", {"sku": sku})
+    return product.as_dict()
+
+
+@inventory.method("list_products")
+def list_products(request: Request) -> dict:
+    """Every product: None -> {products: [{sku, name, stock}]}."""
+    logger.info("list_products")
+    return {"products": [product.as_dict() for product in Product.objects.all()]}
+
+
+@inventory.method()
+async def ping(request: Request) -> dict:
+    """Liveness over the bus: None -> {service, ok}."""
+    logger.info("ping from %s", request.caller or "?")
+    return {"service": "inventory", "ok": True}

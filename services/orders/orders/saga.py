@@ -1,0 +1,146 @@
+"""The order saga: make the order row, allocate inventory, calculate the price, charge
+the card, finalise inventory, finalise the order (the flow of Andrew Godwin's talk).
+
+Each step is a call to the service that owns the data. When a step fails, the steps
+already done are undone in reverse order (release the allocation, refund the charge)
+and the order ends ``failed`` with the step's error code. A step whose outcome is
+unknown (timeout, lost connection) is undone too: release and refund are idempotent
+and fence off a late allocate or charge, so undoing something that never happened is
+safe, while leaving a maybe-happened step in place is not.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+from django.conf import settings
+
+import servicebus
+from orders.models import Order
+from servicebus import BusUnavailable, CallTimeout, ServiceBusError
+
+logger = logging.getLogger("orders.saga")
+
+INVENTORY = "inventory.request"
+PRICING = "pricing.request"
+# Compensations must get through: they are idempotent, so retrying them is safe.
+COMPENSATION_ATTEMPTS = 3
+
+
+class OrderSaga:
+    """Runs the flow for one pending order; ``run()`` returns it confirmed or failed."""
+
+    def __init__(self, order: Order, card_number: str) -> None:
+        self.order = order
+        self.card_number = card_number
+        self.timeout = settings.ORDERS_CALL_TIMEOUT
+        self.compensations: list[tuple[str, Callable[[], Any]]] = []
+
+    def run(self) -> Order:
+        """Place the order; never raises a bus error (failures end in ``failed``)."""
+        order = self.order
+        items = order.items
+        try:
+            self.step(
+                "allocate inventory",
+                INVENTORY,
+                "allocate",
+                {"order_id": order.id, "items": items},
+                undo=("release inventory", INVENTORY, "release"),
+            )
+            quote = self.step("calculate price", PRICING, "quote", {"items": items})
+            order.subtotal_cents = quote["subtotal_cents"]
+            order.discount_cents = quote["discount_cents"]
+            order.total_cents = quote["total_cents"]
+            order.currency = quote["currency"]
+            self.save()
+            payment = self.step(
+                "charge card",
+                PRICING,
+                "charge",
+                {
+                    "order_id": order.id,
+                    "amount_cents": quote["total_cents"],
+                    "currency": quote["currency"],
+                    "card_number": self.card_number,
+                },
+                undo=("refund charge", PRICING, "refund"),
+            )
+            order.payment_ref = payment["processor_ref"]
+            self.step("finalise inventory", INVENTORY, "finalise", {"order_id": order.id})
+        except ServiceBusError as exc:
+            self.compensate()
+            order.status = Order.Status.FAILED
+            order.failure_code = exc.code
+            order.failure_message = str(exc)[:500]
+            self.save()
+            logger.info("order %s failed: %s", order.id, exc.code)
+            return order
+        order.status = Order.Status.CONFIRMED
+        self.save()
+        logger.info("order %s confirmed: %s %s cents", order.id, order.total_cents, order.currency)
+        return order
+
+    def step(
+        self,
+        name: str,
+        channel: str,
+        method: str,
+        body: dict,
+        undo: tuple[str, str, str] | None = None,
+    ) -> Any:
+        """Make one call; on success (or an unknown outcome) remember how to undo it."""
+        try:
+            reply = self.call(name, channel, method, body)
+        except (CallTimeout, BusUnavailable):
+            if undo:
+                self.remember(undo)
+            raise
+        if undo:
+            self.remember(undo)
+        return reply
+
+    def remember(self, undo: tuple[str, str, str]) -> None:
+        name, channel, method = undo
+        body = {"order_id": self.order.id}
+        self.compensations.append((name, lambda: self.call(name, channel, method, body)))
+
+    def compensate(self) -> None:
+        """Undo the steps done so far, newest first, retrying each a few times."""
+        for name, undo in reversed(self.compensations):
+            for attempt in range(1, COMPENSATION_ATTEMPTS + 1):
+                try:
+                    undo()
+                    break
+                except ServiceBusError as exc:
+                    if attempt == COMPENSATION_ATTEMPTS:
+                        # Left for an operator: the saga log on the order says what.
+                        logger.error("order %s: %s gave up: %s", self.order.id, name, exc.code)
+                    else:
+                        time.sleep(0.2 * attempt)
+
+    def call(self, name: str, channel: str, method: str, body: dict) -> Any:
+        """One bus call, logged and recorded in the order's saga log."""
+        service = channel.split(".")[0]
+        logger.info("order %s: %s -> %s.%s", self.order.id, name, service, method)
+        started = time.perf_counter()
+        outcome = "ok"
+        try:
+            return servicebus.call(channel, method, body, timeout=self.timeout)
+        except ServiceBusError as exc:
+            outcome = exc.code
+            raise
+        finally:
+            ms = round((time.perf_counter() - started) * 1000, 1)
+            logger.info(
+                "order %s: %s.%s %s in %.1f ms", self.order.id, service, method, outcome, ms
+            )
+            self.order.saga_log.append(
+                {"step": name, "call": f"{service}.{method}", "outcome": outcome, "ms": ms}
+            )
+
+    def save(self) -> None:
+        self.order.save()

@@ -1,0 +1,108 @@
+"""The orders HTTP API: POST /orders, GET /orders/<id>, GET /products, GET /health."""
+
+from __future__ import annotations
+
+import logging
+
+from django.conf import settings
+from django.db import connection
+from django.http import HttpRequest, JsonResponse
+from django.views.decorators.http import require_GET, require_POST
+
+import servicebus
+from orders.edge import bus_view
+from orders.http_errors import error_response
+from orders.intake import InvalidOrder, open_order, parse_order_request, validate_idempotency_key
+from orders.models import Order
+from orders.saga import OrderSaga
+
+logger = logging.getLogger("orders.http")
+
+HEALTH_TIMEOUT = 1.0
+
+
+@require_POST
+@bus_view
+def create_order(request: HttpRequest) -> JsonResponse:
+    """Place an order: 201 confirmed, 200 replayed, 202 in progress, 4xx/5xx failed."""
+    try:
+        order_request = parse_order_request(request.body)
+        key = validate_idempotency_key(request.headers.get("Idempotency-Key"))
+    except InvalidOrder as exc:
+        return error_response("invalid_request", str(exc))
+    order, created = open_order(order_request, key)
+    if not created and order.request_fingerprint != order_request.fingerprint():
+        return error_response(
+            "idempotency_key_reused", "this Idempotency-Key was used for a different order"
+        )
+    if created:
+        logger.info("order %s opened: %s", order.id, order.items)
+        order = OrderSaga(order, order_request.card_number).run()
+    else:
+        logger.info("order %s replayed for its Idempotency-Key", order.id)
+    return order_response(order, replayed=not created)
+
+
+def order_response(order: Order, *, replayed: bool = False) -> JsonResponse:
+    """The order, with the status its state maps to."""
+    body = {"order": order.as_dict()}
+    if order.status == Order.Status.FAILED:
+        return error_response(order.failure_code, order.failure_message, **body)
+    if order.status == Order.Status.PENDING:
+        # A concurrent duplicate still running: the client polls GET /orders/<id>.
+        return JsonResponse(body, status=202)
+    return JsonResponse(body, status=200 if replayed else 201)
+
+
+@require_GET
+@bus_view
+def get_order(request: HttpRequest, order_id: str) -> JsonResponse:
+    """One order with its saga log, or 404."""
+    order = Order.objects.filter(pk=order_id).first()
+    if order is None:
+        return error_response("not_found", f"no order {order_id}")
+    return JsonResponse({"order": order.as_dict()})
+
+
+@require_GET
+@bus_view
+def list_products(request: HttpRequest) -> JsonResponse:
+    """Products and stock, read from the inventory service over the bus."""
+    try:
+        reply = servicebus.call(
+            "inventory.request", "list_products", timeout=settings.ORDERS_CALL_TIMEOUT
+        )
+    except servicebus.ServiceBusError as exc:
+        return error_response(exc.code, str(exc))
+    return JsonResponse(reply)
+
+
+@require_GET
+@bus_view
+def health(request: HttpRequest) -> JsonResponse:
+    """200 when the database and every service (over the bus) answer, else 503."""
+    checks = {"database": _check_database()}
+    for service in ("inventory", "pricing", "orders"):
+        checks[service] = _ping(service)
+    healthy = all(result == "ok" for result in checks.values())
+    return JsonResponse(
+        {"status": "ok" if healthy else "unhealthy", "checks": checks},
+        status=200 if healthy else 503,
+    )
+
+
+def _check_database() -> str:
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+    except Exception as exc:  # any failure means unhealthy; say which
+        return f"error: {exc.__class__.__name__}"
+    return "ok"
+
+
+def _ping(service: str) -> str:
+    try:
+        servicebus.call(f"{service}.request", "ping", timeout=HEALTH_TIMEOUT)
+    except servicebus.ServiceBusError as exc:
+        return f"error: {exc.code}"
+    return "ok"

@@ -1,0 +1,50 @@
+"""Quotes: list prices minus the best discount rule that applies to each line."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from pricing.models import Discount, Price
+from servicebus import ServiceError
+
+
+def quote(items: dict[str, int], flags: Iterable[str]) -> dict:
+    """Price ``items`` ({sku: qty}); rules behind a feature flag apply only if it is on."""
+    flags = set(flags)
+    prices = {p.sku: p for p in Price.objects.filter(sku__in=items)}
+    rules = [d for d in Discount.objects.all() if not d.flag or d.flag in flags]
+    currencies = {p.currency for p in prices.values()}
+    if len(currencies) > 1:
+        raise ServiceError("mixed_currencies", f"items are priced in {sorted(currencies)}")
+    lines, applied = [], set()
+    for sku, qty in sorted(items.items()):
+        price = prices.get(sku)
+        if price is None:
+            raise ServiceError("unknown_sku", f"no price for {sku!r}", {"sku": sku})
+        gross = price.unit_price_cents * qty
+        best = max(
+            (rule for rule in rules if qty >= rule.min_qty),
+            key=lambda rule: rule.percent_off,
+            default=None,
+        )
+        # Integer cents, discount rounded down: the customer never pays a fraction.
+        discount = gross * best.percent_off // 100 if best else 0
+        if best:
+            applied.add(best.code)
+        lines.append(
+            {
+                "sku": sku,
+                "qty": qty,
+                "unit_price_cents": price.unit_price_cents,
+                "discount_cents": discount,
+                "total_cents": gross - discount,
+            }
+        )
+    return {
+        "lines": lines,
+        "subtotal_cents": sum(line["unit_price_cents"] * line["qty"] for line in lines),
+        "discount_cents": sum(line["discount_cents"] for line in lines),
+        "total_cents": sum(line["total_cents"] for line in lines),
+        "currency": currencies.pop() if currencies else "EUR",
+        "discounts": sorted(applied),
+    }

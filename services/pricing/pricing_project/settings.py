@@ -1,0 +1,89 @@
+"""Settings for the pricing service: prices, discounts and payments, on ``pricing.request``.
+
+Configured from the environment (twelve-factor): DATABASE_URL, REDIS_URL,
+SERVICEBUS_LAYER_BACKEND, DJANGO_SECRET_KEY, DJANGO_DEBUG.
+"""
+
+import importlib.util
+import os
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+
+def database_from_url(url: str) -> dict:
+    """A DATABASES entry from ``sqlite:///path`` or ``postgres://user:pass@host:port/name``."""
+    parts = urlsplit(url)
+    if parts.scheme == "sqlite":
+        # sqlite:///relative.db and sqlite:////absolute/path.db, as in dj-database-url.
+        return {
+            "ENGINE": "django.db.backends.sqlite3",
+            "NAME": unquote(parts.path[1:]) or ":memory:",
+            # Handler threads write concurrently: take the write lock when a transaction
+            # starts (no deadlock on lock upgrade) and wait for it instead of failing.
+            "OPTIONS": {"timeout": 20, "transaction_mode": "IMMEDIATE"},
+        }
+    if parts.scheme in ("postgres", "postgresql"):
+        return {
+            "ENGINE": "django.db.backends.postgresql",
+            "NAME": unquote(parts.path.lstrip("/")),
+            "USER": unquote(parts.username or ""),
+            "PASSWORD": unquote(parts.password or ""),
+            "HOST": parts.hostname or "",
+            "PORT": str(parts.port or ""),
+        }
+    raise ValueError(f"unsupported DATABASE_URL scheme {parts.scheme!r}")
+
+
+def default_layer_backend() -> str:
+    """servicebus's Redis layer, or channels_redis's while servicebus.layers is missing."""
+    if importlib.util.find_spec("servicebus.layers") is not None:
+        return "servicebus.layers.RedisChannelLayer"
+    return "channels_redis.core.RedisChannelLayer"
+
+
+SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY", "pricing-insecure-dev-key")
+DEBUG = os.environ.get("DJANGO_DEBUG", "") == "1"
+ALLOWED_HOSTS: list[str] = []
+USE_TZ = True
+TIME_ZONE = "UTC"
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# servicebus before channels: its runworker (concurrent, draining) replaces channels' one.
+INSTALLED_APPS = ["servicebus", "channels", "pricing"]
+ASGI_APPLICATION = "pricing_project.asgi.application"
+
+DATABASES = {
+    "default": database_from_url(
+        os.environ.get("DATABASE_URL", f"sqlite:///{BASE_DIR / 'pricing.sqlite3'}")
+    )
+}
+
+CHANNEL_LAYERS = {
+    "default": {
+        "BACKEND": os.environ.get("SERVICEBUS_LAYER_BACKEND") or default_layer_backend(),
+        "CONFIG": {"hosts": [os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")]},
+    }
+}
+SERVICEBUS = {"SERVICE_NAME": "pricing", "RECEIVE_POLL": 0.5}
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    # Every line carries the correlation ID of the request it was logged for.
+    "filters": {"correlation_id": {"()": "servicebus.context.CorrelationIdFilter"}},
+    "formatters": {
+        "service": {
+            "format": "%(asctime)s pricing %(levelname)s [%(correlation_id)s] %(name)s: %(message)s"
+        }
+    },
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": "service",
+            "filters": ["correlation_id"],
+        }
+    },
+    "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
+}
