@@ -145,6 +145,15 @@ def prune_published(*, using: str | None = None, settings: OutboxSettings | None
     return deleted
 
 
+def backlog(*, using: str | None = None) -> tuple[int, float]:
+    """Unpublished rows and the age in seconds of the oldest (0.0 when none), for monitoring."""
+    using = using or router.db_for_write(OutboxEvent)
+    pending = OutboxEvent.objects.using(using).filter(published_at__isnull=True)
+    oldest = pending.order_by("created_at").values_list("created_at", flat=True).first()
+    age = (timezone.now() - oldest).total_seconds() if oldest else 0.0
+    return pending.count(), max(age, 0.0)
+
+
 class Relay:
     """Publishes the outbox continuously; SIGTERM/SIGINT stop it after the current pass."""
 

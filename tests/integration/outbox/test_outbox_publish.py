@@ -95,3 +95,16 @@ def test_stream_length_is_bounded(alias, outbox_settings, redis_client):
     Relay(using=alias).run(once=True)
     # MAXLEN ~ trims whole radix-tree nodes (100 entries by default), never below 10.
     assert 10 <= redis_client.xlen(event_stream("busy")) < 400
+
+
+def test_backlog_check_fails_when_no_relay_runs(alias, outbox_settings):
+    from django.core.management.base import CommandError
+
+    outbox_settings["PUBLISH_ON_COMMIT"] = False
+    publish_event("t", {}, using=alias)
+    call_command("servicebus_relay", "--check-backlog", "3600", "--database", alias)
+    OutboxEvent.objects.using(alias).update(created_at=timezone.now() - timedelta(hours=2))
+    with pytest.raises(CommandError, match="start servicebus_relay"):
+        call_command("servicebus_relay", "--check-backlog", "3600", "--database", alias)
+    Relay(using=alias).run(once=True)
+    call_command("servicebus_relay", "--check-backlog", "0", "--database", alias)
