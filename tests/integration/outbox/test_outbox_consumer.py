@@ -184,3 +184,20 @@ def test_deadletters_command_lists_retries_and_purges(
     call_command("servicebus_deadletters", "purge")
     assert redis_client.xlen(deadletter_stream(TOPIC)) == 0
     assert InboxEvent.objects.using(alias).count() == 1
+
+
+def test_graceful_stop_leaves_the_group_only_without_pending(
+    alias, outbox_settings, redis_client, handlers
+):
+    def handler(event: Event) -> None:
+        if event.key == "bad":
+            raise RuntimeError("stays pending")
+
+    handlers.append((TOPIC, handler))
+    publish_event(TOPIC, {}, key="good", using=alias)
+    Consumer("replica", [TOPIC], using=alias, name="clean").run(once=True)
+    assert redis_client.xinfo_consumers(event_stream(TOPIC), "replica") == []
+    publish_event(TOPIC, {}, key="bad", using=alias)
+    Consumer("replica", [TOPIC], using=alias, name="holder").run(once=True)
+    [holder] = redis_client.xinfo_consumers(event_stream(TOPIC), "replica")
+    assert holder["name"] == "holder" and holder["pending"] == 1
