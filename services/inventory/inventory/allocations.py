@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections import Counter
 
-from django.db import transaction
+from django.db import router, transaction
 from django.db.models import F
 
 from inventory.models import Allocation, AllocationLine, Product
@@ -18,9 +18,17 @@ from servicebus import ServiceError
 Status = Allocation.Status
 
 
+def atomic() -> transaction.Atomic:
+    """A transaction on the database that holds allocations.
+
+    Not always "default": the embedded mode routes each service to its own database.
+    """
+    return transaction.atomic(using=router.db_for_write(Allocation))
+
+
 def allocate(order_id: str, items: dict[str, int]) -> Allocation:
     """Take ``items`` ({sku: qty}) out of stock for ``order_id``, all or nothing."""
-    with transaction.atomic():
+    with atomic():
         allocation, created = Allocation.objects.get_or_create(order_id=order_id)
         if not created:
             if allocation.status == Status.RELEASED:
@@ -47,7 +55,7 @@ def allocate(order_id: str, items: dict[str, int]) -> Allocation:
 
 def release(order_id: str) -> Allocation:
     """Give the order's stock back; idempotent, and fences off a late ``allocate``."""
-    with transaction.atomic():
+    with atomic():
         allocation, created = Allocation.objects.select_for_update().get_or_create(
             order_id=order_id, defaults={"status": Status.RELEASED}
         )
@@ -62,7 +70,7 @@ def release(order_id: str) -> Allocation:
 
 def finalise(order_id: str) -> Allocation:
     """Commit the order's allocation (the goods are sold); idempotent."""
-    with transaction.atomic():
+    with atomic():
         allocation = Allocation.objects.select_for_update().filter(order_id=order_id).first()
         if allocation is None:
             raise ServiceError("unknown_allocation", f"nothing allocated for {order_id}")

@@ -1,7 +1,7 @@
 """Settings for the inventory service: products and stock, served on ``inventory.request``.
 
 Configured from the environment (twelve-factor): DATABASE_URL, REDIS_URL,
-SERVICEBUS_LAYER_BACKEND, DJANGO_SECRET_KEY, DJANGO_DEBUG.
+SERVICEBUS_LAYER_BACKEND, CHANNEL_CAPACITY, DJANGO_SECRET_KEY, DJANGO_DEBUG.
 """
 
 import importlib.util
@@ -63,7 +63,11 @@ DATABASES = {
 CHANNEL_LAYERS = {
     "default": {
         "BACKEND": os.environ.get("SERVICEBUS_LAYER_BACKEND") or default_layer_backend(),
-        "CONFIG": {"hosts": [os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")]},
+        "CONFIG": {
+            "hosts": [os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")],
+            # Requests a channel holds before senders get Backpressure (checked at send).
+            "capacity": int(os.environ.get("CHANNEL_CAPACITY", "100")),
+        },
     }
 }
 SERVICEBUS = {"SERVICE_NAME": "inventory", "RECEIVE_POLL": 0.5}

@@ -8,6 +8,7 @@ import contextvars
 import functools
 import logging
 import re
+import time
 import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -55,12 +56,24 @@ def bus_view(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
         def run() -> HttpResponse:
             # What Django's request cycle does for its own thread, for ours.
             close_old_connections()
+            started = time.perf_counter()
             try:
                 with servicebus.bind(cid, flags=flags):
                     logger.info("%s %s flags=%s", request.method, request.path, sorted(flags))
-                    return view(request, *args, **kwargs)
+                    response = view(request, *args, **kwargs)
+                    ms = (time.perf_counter() - started) * 1000
+                    logger.info(
+                        "%s %s -> %d in %.1f ms",
+                        request.method,
+                        request.path,
+                        response.status_code,
+                        ms,
+                    )
             finally:
                 close_old_connections()
+            # Logged above with the correlation ID; spare django.request's untagged copy.
+            response._has_been_logged = True  # type: ignore[attr-defined]
+            return response
 
         loop = asyncio.get_running_loop()
         response = await loop.run_in_executor(_views, contextvars.copy_context().run, run)

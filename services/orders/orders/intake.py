@@ -7,7 +7,7 @@ import json
 import re
 from dataclasses import dataclass
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, router, transaction
 
 from orders.models import Order
 from servicebus import current_correlation_id
@@ -34,6 +34,14 @@ class OrderRequest:
         """A digest of the request, to spot an Idempotency-Key reused for another order."""
         canonical = json.dumps([self.items, self.card_number], sort_keys=True)
         return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def atomic() -> transaction.Atomic:
+    """A transaction on the database that holds orders.
+
+    Not always "default": the embedded mode routes each service to its own database.
+    """
+    return transaction.atomic(using=router.db_for_write(Order))
 
 
 def parse_order_request(raw: bytes) -> OrderRequest:
@@ -87,7 +95,7 @@ def open_order(request: OrderRequest, key: str | None) -> tuple[Order, bool]:
     if key is None:
         return Order.objects.create(**fields), True
     try:
-        with transaction.atomic():
+        with atomic():
             return Order.objects.create(**fields), True
     except IntegrityError:
         return Order.objects.get(idempotency_key=key), False

@@ -81,7 +81,7 @@ class OrderSaga:
             return order
         order.status = Order.Status.CONFIRMED
         self.save()
-        logger.info("order %s confirmed: %s %s cents", order.id, order.total_cents, order.currency)
+        logger.info("order %s confirmed: %s cents %s", order.id, order.total_cents, order.currency)
         return order
 
     def step(

@@ -1,8 +1,8 @@
 """Settings for the orders service: the order saga, its HTTP API and ``orders.request``.
 
 Configured from the environment (twelve-factor): DATABASE_URL, REDIS_URL,
-SERVICEBUS_LAYER_BACKEND, DJANGO_SECRET_KEY, DJANGO_DEBUG, DJANGO_ALLOWED_HOSTS,
-ORDERS_CALL_TIMEOUT.
+SERVICEBUS_LAYER_BACKEND, CHANNEL_CAPACITY, DJANGO_SECRET_KEY, DJANGO_DEBUG,
+DJANGO_ALLOWED_HOSTS, ORDERS_CALL_TIMEOUT.
 """
 
 import importlib.util
@@ -71,7 +71,11 @@ DATABASES = {
 CHANNEL_LAYERS = {
     "default": {
         "BACKEND": os.environ.get("SERVICEBUS_LAYER_BACKEND") or default_layer_backend(),
-        "CONFIG": {"hosts": [os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")]},
+        "CONFIG": {
+            "hosts": [os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")],
+            # Requests a channel holds before senders get Backpressure (checked at send).
+            "capacity": int(os.environ.get("CHANNEL_CAPACITY", "100")),
+        },
     }
 }
 SERVICEBUS = {"SERVICE_NAME": "orders", "RECEIVE_POLL": 0.5}

@@ -6,7 +6,7 @@ processor, so a concurrent duplicate waits on the row and then sees the first ch
 
 from __future__ import annotations
 
-from django.db import transaction
+from django.db import router, transaction
 
 from pricing import processor
 from pricing.models import Payment
@@ -15,9 +15,17 @@ from servicebus import ServiceError
 Status = Payment.Status
 
 
+def atomic() -> transaction.Atomic:
+    """A transaction on the database that holds payments.
+
+    Not always "default": the embedded mode routes each service to its own database.
+    """
+    return transaction.atomic(using=router.db_for_write(Payment))
+
+
 def charge(order_id: str, amount_cents: int, currency: str, card_number: str) -> Payment:
     """Charge the order once; a repeat returns the first charge instead of charging again."""
-    with transaction.atomic():
+    with atomic():
         payment, created = Payment.objects.select_for_update().get_or_create(
             order_id=order_id,
             defaults={
@@ -38,7 +46,9 @@ def charge(order_id: str, amount_cents: int, currency: str, card_number: str) ->
             raise ServiceError("payment_voided", f"order {order_id} was refunded or voided")
         # Failures raise out of the block: the pending row rolls back, a retry may charge.
         try:
-            payment.processor_ref = processor.charge(card_number, amount_cents, currency)
+            payment.processor_ref = processor.charge(
+                card_number, amount_cents, currency, reference=order_id
+            )
         except processor.CardDeclined as exc:
             raise ServiceError("card_declined", str(exc), {"card_last4": card_number[-4:]})
         except processor.ProcessorUnavailable as exc:
@@ -50,7 +60,7 @@ def charge(order_id: str, amount_cents: int, currency: str, card_number: str) ->
 
 def refund(order_id: str) -> Payment:
     """Refund the order's charge; idempotent, and voids the order if it was never charged."""
-    with transaction.atomic():
+    with atomic():
         payment, created = Payment.objects.select_for_update().get_or_create(
             order_id=order_id, defaults={"status": Status.VOIDED}
         )

@@ -27,8 +27,8 @@ class ProcessorUnavailable(Exception):
     """The processor failed transiently; the same charge may succeed later."""
 
 
-def charge(card_number: str, amount_cents: int, currency: str) -> str:
-    """Charge the card; return the processor's reference for the charge."""
+def charge(card_number: str, amount_cents: int, currency: str, reference: str) -> str:
+    """Charge the card; ``reference`` is ours (the order id), the return value theirs."""
     if card_number == CARD_UNAVAILABLE:
         raise ProcessorUnavailable("the card processor is temporarily unavailable")
     if card_number != CARD_OK:
@@ -36,7 +36,12 @@ def charge(card_number: str, amount_cents: int, currency: str) -> str:
         raise CardDeclined(reason)
     ref = f"ch_{uuid.uuid4().hex[:16]}"
     logger.info(
-        "processor charge %s: %d %s on card *%s", ref, amount_cents, currency, card_number[-4:]
+        "processor charge %s for %s: %d %s on card *%s",
+        ref,
+        reference,
+        amount_cents,
+        currency,
+        card_number[-4:],
     )
     return ref
 

@@ -1,0 +1,1 @@
+"""All three services in one process on the in-memory channel layer (no Redis)."""

@@ -1,0 +1,81 @@
+"""The embedded mode: inventory, pricing and orders in one process, no Redis.
+
+The same service code as the separate projects; only these settings differ: the three
+apps side by side, each on its own database (a router keeps them apart), and the
+in-memory channel layer, whose workers run in-process (see asgi.py).
+"""
+
+import os
+import sys
+from pathlib import Path
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+SERVICES_DIR = BASE_DIR.parent
+for service in ("inventory", "pricing", "orders"):
+    # Each service's app package lives in its project directory.
+    if str(SERVICES_DIR / service) not in sys.path:
+        sys.path.append(str(SERVICES_DIR / service))
+
+DATA_DIR = Path(os.environ.get("EMBEDDED_DATA_DIR", BASE_DIR))
+
+
+def sqlite(name: str) -> dict:
+    """A SQLite database in DATA_DIR, safe for concurrent handler threads."""
+    return {
+        "ENGINE": "django.db.backends.sqlite3",
+        "NAME": DATA_DIR / f"{name}.sqlite3",
+        "OPTIONS": {"timeout": 20, "transaction_mode": "IMMEDIATE"},
+    }
+
+
+SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY", "embedded-insecure-dev-key")
+DEBUG = os.environ.get("DJANGO_DEBUG", "") == "1"
+ALLOWED_HOSTS = os.environ.get("DJANGO_ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]").split(",")
+USE_TZ = True
+TIME_ZONE = "UTC"
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# embedded_project first: its load_sample_data (all three services) wins.
+INSTALLED_APPS = ["embedded_project", "servicebus", "channels", "inventory", "pricing", "orders"]
+ASGI_APPLICATION = "embedded_project.asgi.application"
+ROOT_URLCONF = "orders.urls"
+MIDDLEWARE: list[str] = []
+TEMPLATES: list[dict] = []
+ORDERS_CALL_TIMEOUT = float(os.environ.get("ORDERS_CALL_TIMEOUT", "5"))
+
+DATABASES = {
+    "default": sqlite("orders"),
+    "inventory": sqlite("inventory"),
+    "pricing": sqlite("pricing"),
+}
+DATABASE_ROUTERS = ["embedded_project.routers.ServiceDatabaseRouter"]
+
+CHANNEL_LAYERS = {
+    "default": {
+        "BACKEND": "channels.layers.InMemoryChannelLayer",
+        "CONFIG": {"capacity": int(os.environ.get("CHANNEL_CAPACITY", "100"))},
+    }
+}
+SERVICEBUS = {"SERVICE_NAME": "orders", "RECEIVE_POLL": 0.5}
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "filters": {"correlation_id": {"()": "servicebus.context.CorrelationIdFilter"}},
+    # One stream for all services: the logger name (inventory, pricing, orders.saga...)
+    # says which one speaks.
+    "formatters": {
+        "service": {
+            "format": "%(asctime)s embedded %(levelname)s [%(correlation_id)s] "
+            "%(name)s: %(message)s"
+        }
+    },
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": "service",
+            "filters": ["correlation_id"],
+        }
+    },
+    "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
+}
