@@ -16,6 +16,7 @@ from redis.exceptions import AuthenticationError
 from .batching import SendCoalescer
 from .connections import TRANSIENT_ERRORS, ShardClients
 from .drain import Drainer, LocalBuffers
+from .loops import LoopState, close_with_loop
 from .scripts import DELETE_PREFIX, GROUP_MEMBERS, SEND_MANY
 
 logger = logging.getLogger(__name__)
@@ -33,35 +34,6 @@ STAT_NAMES = (
 
 # Below this a BZMPOP timeout rounds to 0 ms, which Redis reads as "block forever".
 _MIN_BLOCK = 0.01
-
-
-class _LoopState:
-    """Connections, coalescers and drainers of one event loop."""
-
-    def __init__(self) -> None:
-        self.shards: dict[int, ShardClients] = {}
-        self.coalescers: dict[int, SendCoalescer] = {}
-        self.drainers: dict[str, asyncio.Task[None]] = {}
-        # Pops still in flight whose receive_many caller was cancelled, by channel.
-        self.orphans: dict[str, list[asyncio.Future[Any]]] = {}
-
-    async def aclose(self) -> None:
-        for task in self.drainers.values():
-            task.cancel()
-        if self.drainers:
-            # Bounded: a cancellation swallowed inside redis-py is noticed after one block.
-            await asyncio.wait(list(self.drainers.values()), timeout=5.0)
-        self.drainers.clear()
-        for pops in self.orphans.values():
-            for pop in pops:
-                pop.cancel()
-        self.orphans.clear()
-        for coalescer in self.coalescers.values():
-            await coalescer.aclose()
-        self.coalescers.clear()
-        for clients in self.shards.values():
-            await clients.aclose()
-        self.shards.clear()
 
 
 class RedisChannelLayer(StockRedisChannelLayer):
@@ -118,7 +90,7 @@ class RedisChannelLayer(StockRedisChannelLayer):
         self.max_connections = max_connections
         self.max_blocking_connections = max_blocking_connections
         self.stats: dict[str, int] = dict.fromkeys(STAT_NAMES, 0)
-        self._loops: dict[asyncio.AbstractEventLoop, _LoopState] = {}
+        self._loops: dict[asyncio.AbstractEventLoop, LoopState] = {}
         self._verified: set[int] = set()
         self._local_suffix = self.client_prefix + "!"
         self._buffers = LocalBuffers(self.get_capacity, expiry, self.stats)
@@ -127,34 +99,15 @@ class RedisChannelLayer(StockRedisChannelLayer):
 
     # ---- connections ----------------------------------------------------------------
 
-    def _state(self) -> _LoopState:
+    def _state(self) -> LoopState:
         loop = asyncio.get_running_loop()
         state = self._loops.get(loop)
         if state is None:
-            state = self._loops[loop] = _LoopState()
-            self._close_with_loop(loop)
+            state = self._loops[loop] = LoopState()
+            close_with_loop(loop, functools.partial(self._loops.pop, loop, None))
         return state
 
-    def _close_with_loop(self, loop: asyncio.AbstractEventLoop) -> None:
-        # Like channels_redis: a loop closed without layer.close() (async_to_sync,
-        # asyncio.run) must not leave its connections and drainers behind.
-        original = loop.close
-
-        def close() -> None:
-            state = self._loops.pop(loop, None)
-            if state is not None and not loop.is_running():
-                try:
-                    loop.run_until_complete(state.aclose())
-                except Exception:
-                    logger.debug("closing layer connections with their loop failed", exc_info=True)
-            original()
-
-        try:
-            loop.close = close  # type: ignore[method-assign]
-        except AttributeError:  # loops implemented in C may refuse; close() still works
-            pass
-
-    async def _shard(self, state: _LoopState, index: int) -> ShardClients:
+    async def _shard(self, state: LoopState, index: int) -> ShardClients:
         clients = state.shards.get(index)
         if clients is None:
             clients = state.shards[index] = ShardClients(
@@ -282,7 +235,7 @@ class RedisChannelLayer(StockRedisChannelLayer):
                 return messages
         return []
 
-    async def _await_pop(self, state: _LoopState, channel: str, task: asyncio.Future[Any]) -> Any:
+    async def _await_pop(self, state: LoopState, channel: str, task: asyncio.Future[Any]) -> Any:
         # The pop runs in its own task behind a shield: cancelling the caller must not
         # cancel a pop Redis may already have served, or its messages would vanish.
         # The orphaned pop is adopted by the next receive on the channel, or its
@@ -297,7 +250,7 @@ class RedisChannelLayer(StockRedisChannelLayer):
                 task.add_done_callback(functools.partial(self._orphan_done, state, channel))
             raise
 
-    def _orphan_done(self, state: _LoopState, channel: str, task: asyncio.Future[Any]) -> None:
+    def _orphan_done(self, state: LoopState, channel: str, task: asyncio.Future[Any]) -> None:
         orphans = state.orphans.get(channel)
         if orphans and task in orphans:
             orphans.remove(task)
@@ -344,7 +297,7 @@ class RedisChannelLayer(StockRedisChannelLayer):
                 self._start_drainer(state, clients, key)
         return await self._buffers.get(channel)
 
-    def _start_drainer(self, state: _LoopState, clients: ShardClients, key: str) -> None:
+    def _start_drainer(self, state: LoopState, clients: ShardClients, key: str) -> None:
         drainer = Drainer(
             clients.blocking,
             clients.commands,

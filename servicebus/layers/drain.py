@@ -67,8 +67,11 @@ class LocalBuffers:
             for loop, future in waiters:
                 if loop is current:
                     _wake(future)
-                elif not loop.is_closed():
-                    loop.call_soon_threadsafe(_wake, future)
+                else:
+                    try:
+                        loop.call_soon_threadsafe(_wake, future)
+                    except RuntimeError:  # that loop closed meanwhile; nobody waits there
+                        pass
 
     def _take(self, channel: str) -> dict[str, Any] | None:
         # Caller holds the lock.
@@ -201,33 +204,42 @@ class Drainer:
             conn = self._conn = await self._pool.get_connection()
             await conn.send_command("CLIENT", "ID")
             self._client_id = int(await conn.read_response())
+        # Send and read run in one task behind a shield: a stop that lands between
+        # the two would otherwise leave a pop running in Redis that nobody reads.
+        pop = asyncio.ensure_future(self._send_and_read(conn))
+        try:
+            return await asyncio.shield(pop)
+        except asyncio.CancelledError:
+            await self._unblock(pop)
+            raise
+
+    async def _send_and_read(self, conn: Connection) -> Any:
         await conn.send_command(
             "BZMPOP", self._block_timeout, 1, self._key, "MIN", "COUNT", self._batch
         )
-        read = asyncio.ensure_future(conn.read_response())
-        try:
-            return await asyncio.shield(read)
-        except asyncio.CancelledError:
-            await self._unblock(read)
-            raise
+        return await conn.read_response()
 
-    async def _unblock(self, read: asyncio.Future[Any]) -> None:
-        # Cancelling the read would drop what Redis may already have popped for us.
-        if not read.done() and self._client_id is not None:
+    async def _unblock(self, pop: asyncio.Future[Any]) -> None:
+        # Cancelling the pop would drop what Redis may already have popped for us.
+        # CLIENT UNBLOCK makes it return at once; repeat it in case the BZMPOP had
+        # not reached Redis yet. If it is refused (ACL), the pop ends on its own.
+        deadline = time.monotonic() + self._block_timeout + 1.0
+        while not pop.done() and time.monotonic() < deadline:
             try:
                 await self._commands.execute_command("CLIENT", "UNBLOCK", self._client_id)
-            except Exception as exc:  # e.g. NOPERM: fall back to waiting for the pop
+            except Exception as exc:
                 logger.debug("CLIENT UNBLOCK failed (%s); waiting for the pop", exc)
-        try:
-            done, _ = await asyncio.wait([read], timeout=self._block_timeout + 1.0)
-            reply = read.result() if done else None
-        except Exception:
-            reply = None
-        if not read.done():
-            read.cancel()
+                await asyncio.wait([pop], timeout=deadline - time.monotonic())
+                break
+            await asyncio.wait([pop], timeout=0.05)
+        if not pop.done():
+            pop.cancel()
             await self._drop_connection()
-        if reply:
-            self._dispatch(reply[1])
+            return
+        if not pop.cancelled() and pop.exception() is None:
+            reply = pop.result()
+            if reply:
+                self._dispatch(reply[1])
 
     async def _drop_connection(self) -> None:
         if self._conn is not None:

@@ -40,7 +40,8 @@ def test_two_loops_in_two_threads(redis_flushed: str) -> None:
         thread.start()
     for thread in threads:
         thread.join(30)
-    assert not [k for k in results if k.endswith(".error")], results
+    errors = {k: repr(v) for k, v in results.items() if k.endswith(".error")}
+    assert not errors
     assert results["a.inbox"] == {"from": "b"}
     assert results["b.inbox"] == {"from": "a"}
     assert results["a.local"] == {"self": "a"}
