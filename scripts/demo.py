@@ -42,7 +42,9 @@ def main() -> int:
     (data_dir / "logs").mkdir(parents=True)
     port = args.port or (8000 if port_is_free(8000) else free_port())
     with Processes(data_dir / "logs") as procs:
-        # Ctrl-C and SIGTERM both end in the `with` exit, which stops every child.
+        # Ctrl-C and SIGTERM both end in the `with` exit, which stops every child (SIGINT
+        # explicitly: a shell starting us in the background would have it ignored).
+        signal.signal(signal.SIGINT, signal.default_int_handler)
         signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
         redis_url = None if args.embedded else find_or_start_redis(procs, args.redis_url)
         if redis_url is None:
@@ -311,4 +313,7 @@ def free_port() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:
+        sys.exit(130)

@@ -1,4 +1,4 @@
-"""``manage.py load_sample_data``: the demo's products, stock reset to its sample levels."""
+"""``manage.py load_sample_data``: the demo's products (``--reset`` restores their stock)."""
 
 from django.core.management.base import BaseCommand
 
@@ -13,11 +13,17 @@ SAMPLE_PRODUCTS = [
 
 
 class Command(BaseCommand):
-    """Create or reset the sample products; safe to run again."""
+    """Create the missing sample products; safe to run at every start (docker-compose)."""
 
-    help = "Load the sample products and reset their stock."
+    help = "Load the sample products; --reset also restores their stock."
+
+    def add_arguments(self, parser) -> None:
+        parser.add_argument("--reset", action="store_true", help="restore sample stock levels")
 
     def handle(self, *args, **options) -> None:
         for sku, name, stock in SAMPLE_PRODUCTS:
-            Product.objects.update_or_create(sku=sku, defaults={"name": name, "stock": stock})
+            if options["reset"]:
+                Product.objects.update_or_create(sku=sku, defaults={"name": name, "stock": stock})
+            else:
+                Product.objects.get_or_create(sku=sku, defaults={"name": name, "stock": stock})
         self.stdout.write(f"inventory: {len(SAMPLE_PRODUCTS)} sample products loaded")

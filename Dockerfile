@@ -1,0 +1,23 @@
+# One image for the example services; each container runs one service's command
+# (see docker-compose.yml).
+FROM python:3.11-slim
+
+ENV PYTHONUNBUFFERED=1 \
+    PYTHONDONTWRITEBYTECODE=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1
+
+WORKDIR /app
+
+# The library first: its layer stays cached while only the services change.
+COPY pyproject.toml README.md ./
+COPY servicebus ./servicebus
+RUN pip install ".[postgres,fast]"
+
+COPY services ./services
+
+# Databases live in /data (a volume per service); never run as root.
+RUN useradd --create-home --uid 1000 app && mkdir /data && chown app /data
+USER app
+
+EXPOSE 8000
