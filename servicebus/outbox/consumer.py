@@ -19,7 +19,7 @@ from servicebus.outbox.codec import Event, decode_fields
 from servicebus.outbox.constants import TARGET_GROUP_HEADER, event_stream
 from servicebus.outbox.errors import UndecodableEvent
 from servicebus.outbox.models import InboxEvent
-from servicebus.outbox.registry import handlers_for, topics
+from servicebus.outbox.registry import run_handlers, topics
 from servicebus.outbox.settings import OutboxSettings, get_outbox_settings
 from servicebus.outbox.transport import connect, dead_letter, deliveries, ensure_group, text
 
@@ -259,6 +259,7 @@ class Consumer:
                 ).values_list("event_id", flat=True)
             }
             new_rows: list[InboxEvent] = []
+            by_topic: dict[str, list[Event]] = {}
             for event, entry in events:
                 if event.id in done:
                     acks.append(entry)
@@ -269,19 +270,19 @@ class Consumer:
                     try:
                         with transaction.atomic(using=self.using):
                             row.save(using=self.using, force_insert=True)
-                            for handler in handlers_for(event.topic):
-                                handler(event)
+                            run_handlers(event.topic, [event])
                     except Exception as exc:  # one bad event must not stop the others
                         logger.warning("handler failed for %s %s: %r", event.topic, event.id, exc)
                         failures.append((entry, f"{type(exc).__name__}: {exc}"))
                         continue
                 else:
-                    for handler in handlers_for(event.topic):
-                        handler(event)
+                    by_topic.setdefault(event.topic, []).append(event)
                     new_rows.append(row)
                 done.add(event.id)
                 acks.append(entry)
                 handled += 1
+            for topic, batch in by_topic.items():
+                run_handlers(topic, batch)
             if new_rows:
                 inbox.bulk_create(new_rows)
         return acks, failures, handled, duplicates

@@ -3,29 +3,46 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from servicebus.outbox.codec import Event
 
 Handler = Callable[[Event], None]
+BatchHandler = Callable[[list[Event]], None]
 
-_handlers: dict[str, list[Handler]] = {}
+# topic -> [(handler, takes a list of events)]
+_handlers: dict[str, list[tuple[Callable[..., Any], bool]]] = {}
 
 
-def subscriber(topic: str) -> Callable[[Handler], Handler]:
-    """Register a function ``handler(event)`` for a topic; it runs in the consumer's transaction."""
+def subscriber(topic: str, *, batch: bool = False) -> Callable[[Any], Any]:
+    """Register ``handler(event)`` for a topic, or ``handler(events)`` with ``batch=True``.
 
-    def register(handler: Handler) -> Handler:
-        handlers = _handlers.setdefault(topic, [])
-        if handler not in handlers:
-            handlers.append(handler)
+    Handlers run inside the consumer's database transaction; a batch handler gets the
+    new events of one read, in stream order, and must treat them as one unit.
+    """
+
+    def register(handler: Callable[..., Any]) -> Callable[..., Any]:
+        entries = _handlers.setdefault(topic, [])
+        if all(fn is not handler for fn, _ in entries):
+            entries.append((handler, batch))
         return handler
 
     return register
 
 
-def handlers_for(topic: str) -> list[Handler]:
+def handlers_for(topic: str) -> list[Callable[..., Any]]:
     """The handlers of a topic, in registration order."""
-    return list(_handlers.get(topic, ()))
+    return [fn for fn, _ in _handlers.get(topic, ())]
+
+
+def run_handlers(topic: str, events: list[Event]) -> None:
+    """Run every handler of the topic on these events (batch handlers once, others per event)."""
+    for fn, batch in list(_handlers.get(topic, ())):
+        if batch:
+            fn(events)
+        else:
+            for event in events:
+                fn(event)
 
 
 def topics() -> list[str]:
@@ -33,9 +50,9 @@ def topics() -> list[str]:
     return sorted(t for t, hs in _handlers.items() if hs)
 
 
-def unregister(topic: str, handler: Handler | None = None) -> None:
+def unregister(topic: str, handler: Callable[..., Any] | None = None) -> None:
     """Remove one handler of a topic, or all of them (tests use this)."""
     if handler is None:
         _handlers.pop(topic, None)
-    elif handler in _handlers.get(topic, []):
-        _handlers[topic].remove(handler)
+    else:
+        _handlers[topic] = [(fn, b) for fn, b in _handlers.get(topic, []) if fn is not handler]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import enum
 import logging
+from collections import Counter
 from typing import Any
 
 from django.db import models, router, transaction
@@ -108,3 +109,79 @@ class ReplicaModel(models.Model):
             if tomb_rev is not None:
                 tombs.delete()  # the key lives again at a newer revision
             return outcome
+
+    @classmethod
+    def apply_replica_events(
+        cls, items: list[tuple[str, str, int, dict[str, Any] | None]], using: str | None = None
+    ) -> Counter[str]:
+        """Apply many (key, op, revision, data) at once: same rules, a few queries per batch.
+
+        Per key only the highest revision can win; the others are stale or duplicates.
+        """
+        from servicebus.outbox.models import Tombstone
+
+        if any(op not in ("upsert", "delete") for _, op, _, _ in items):
+            # Rare operations ("absent") keep their place in the order: one by one.
+            return Counter(cls.apply_replica_event(*item, using=using).value for item in items)
+        using = using or router.db_for_write(cls)
+        label = cls._meta.label_lower
+        to_pk = cls._meta.pk.to_python
+        best: dict[str, tuple[str, int, dict[str, Any] | None]] = {}
+        seen_revisions: dict[str, set[int]] = {}
+        for key, op, revision, data in items:
+            key = str(key)
+            seen_revisions.setdefault(key, set()).add(revision)
+            if key not in best or revision > best[key][1]:
+                best[key] = (op, revision, data)
+        counts: Counter[str] = Counter()
+        counts[Outcome.STALE.value] += len(items) - len(best)  # superseded within the batch
+        manager = cls._base_manager.using(using)
+        with transaction.atomic(using=using, savepoint=False):
+            rows = {
+                str(pk): rev
+                for pk, rev in manager.select_for_update()
+                .filter(pk__in=[to_pk(k) for k in best])
+                .values_list("pk", "revision")
+            }
+            missing = [k for k in best if k not in rows]
+            tombs = dict(
+                Tombstone.objects.using(using)
+                .filter(model=label, key__in=missing)
+                .values_list("key", "revision")
+            )
+            deletes: dict[str, int] = {}
+            creates: list[Any] = []
+            now = timezone.now()
+            for key, (op, revision, data) in best.items():
+                current = max(rows.get(key, 0), tombs.get(key, 0))
+                if revision <= current:
+                    counts[(Outcome.DUPLICATE if revision == current else Outcome.STALE).value] += 1
+                    continue
+                outcome = Outcome.APPLIED
+                if current and set(range(current + 1, revision)) - seen_revisions[key]:
+                    logger.warning("%s %s: revision gap %d -> %d", label, key, current, revision)
+                    outcome = Outcome.GAP
+                counts[outcome.value] += 1
+                if op == "delete":
+                    deletes[key] = revision
+                    continue
+                values = cls.from_replica(data or {})
+                values.update(revision=revision, replicated_at=now)
+                if key in rows:
+                    manager.filter(pk=to_pk(key)).update(**values)
+                else:
+                    creates.append(cls(pk=to_pk(key), **values))
+            if deletes:
+                manager.filter(pk__in=[to_pk(k) for k in deletes]).delete()
+                Tombstone.objects.using(using).bulk_create(
+                    [Tombstone(model=label, key=k, revision=r) for k, r in deletes.items()],
+                    update_conflicts=True,
+                    unique_fields=["model", "key"],
+                    update_fields=["revision", "deleted_at"],
+                )
+            if creates:
+                manager.bulk_create(creates)
+                revived = [str(c.pk) for c in creates if str(c.pk) in tombs]
+                if revived:  # the keys live again at newer revisions
+                    Tombstone.objects.using(using).filter(model=label, key__in=revived).delete()
+        return counts

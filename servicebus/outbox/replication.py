@@ -43,11 +43,12 @@ def get_model(label: str, kind: str) -> type[Any]:
 
 
 def _replica_handler(model: type[Any]) -> Any:
-    def apply(event: Event) -> None:
-        p = event.payload
-        model.apply_replica_event(
-            event.key, p["op"], int(p.get("revision") or 0), p.get("data"), using=event.database
-        )
+    def apply(events: list[Event]) -> None:
+        items = [
+            (e.key, e.payload["op"], int(e.payload.get("revision") or 0), e.payload.get("data"))
+            for e in events
+        ]
+        model.apply_replica_events(items, using=events[0].database)
 
     apply.__name__ = f"apply_{model._meta.label_lower.replace('.', '_')}"
     return apply
@@ -74,7 +75,8 @@ def register_replication_handlers() -> None:
     for model in replica_models():
         label = model._meta.label_lower
         if label not in _registered:
-            _registered[label] = subscriber(replication_topic(model))(_replica_handler(model))
+            handler = _replica_handler(model)
+            _registered[label] = subscriber(replication_topic(model), batch=True)(handler)
     if source_models() and RESYNC_TOPIC not in _registered:
         _registered[RESYNC_TOPIC] = subscriber(RESYNC_TOPIC)(_resync_handler)
 

@@ -170,3 +170,36 @@ def test_resync_with_filter_to_one_replica(alias, outbox_settings):
     call_command("servicebus_resync", "outbox_testapp.Product", "--database", alias)
     replicate(alias)
     assert replica_state(alias) == source_state(alias)
+
+
+def test_batch_apply_follows_the_same_rules(alias, caplog):
+    first = ProductReplica.apply_replica_events(
+        [
+            ("1", "upsert", 1, {"sku": "a"}),
+            ("1", "upsert", 3, {"sku": "c"}),
+            ("1", "upsert", 2, {"sku": "b"}),
+            ("2", "upsert", 1, {"sku": "x"}),
+            ("2", "delete", 2, None),
+            ("3", "upsert", 5, {"sku": "late"}),
+        ],
+        using=alias,
+    )
+    assert first == {"applied": 3, "stale": 3}
+    rows = dict(ProductReplica.objects.using(alias).values_list("pk", "sku"))
+    assert rows == {1: "c", 3: "late"}
+    assert Tombstone.objects.using(alias).get(key="2").revision == 2
+    with caplog.at_level(logging.WARNING, logger="servicebus.outbox.replica"):
+        second = ProductReplica.apply_replica_events(
+            [
+                ("2", "upsert", 1, {"sku": "zombie"}),
+                ("1", "upsert", 3, {"sku": "c"}),
+                ("2", "upsert", 3, {"sku": "again"}),
+                ("3", "upsert", 8, {"sku": "jump"}),
+            ],
+            using=alias,
+        )
+    assert second == {"stale": 1, "duplicate": 1, "applied": 1, "gap": 1}
+    assert "gap 5 -> 8" in caplog.text
+    rows = dict(ProductReplica.objects.using(alias).values_list("pk", "sku"))
+    assert rows == {1: "c", 2: "again", 3: "jump"}
+    assert not Tombstone.objects.using(alias).filter(key="2").exists()
