@@ -8,8 +8,6 @@ import pytest
 
 from tests.e2e.stack import Stack, start_stack
 
-pytestmark = pytest.mark.e2e
-
 
 @pytest.fixture(scope="module")
 def stack(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:

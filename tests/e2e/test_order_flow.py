@@ -211,3 +211,8 @@ def test_fifty_concurrent_orders_for_the_last_ten_units(stack: Stack) -> None:
     )
     assert held == [(10,)]
     assert stack.query("inventory", "SELECT min(stock) FROM inventory_product") >= [(0,)]
+
+
+def test_wrong_method_is_405(stack: Stack) -> None:
+    assert stack.request("GET", "/orders").status == 405
+    assert stack.request("POST", "/health", {}).status == 405

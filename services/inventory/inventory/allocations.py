@@ -36,20 +36,22 @@ def allocate(order_id: str, items: dict[str, int]) -> Allocation:
                 # allocate must not take stock for an order that already gave up.
                 raise ServiceError("allocation_released", f"order {order_id} was released")
             return allocation  # a retry: the first call's allocation stands
+        product_ids = dict(Product.objects.filter(sku__in=items).values_list("sku", "pk"))
+        unknown = sorted(items.keys() - product_ids.keys())
+        if unknown:
+            raise ServiceError("unknown_sku", f"no product {unknown[0]!r}", {"sku": unknown[0]})
         for sku, qty in sorted(items.items()):  # sorted: the same lock order everywhere
-            taken = Product.objects.filter(sku=sku, stock__gte=qty).update(stock=F("stock") - qty)
+            pk = product_ids[sku]
+            taken = Product.objects.filter(pk=pk, stock__gte=qty).update(stock=F("stock") - qty)
             if not taken:
                 # Raising rolls back the whole transaction: earlier lines and the row.
-                product = Product.objects.filter(sku=sku).first()
-                if product is None:
-                    raise ServiceError("unknown_sku", f"no product {sku!r}", {"sku": sku})
+                available = Product.objects.values_list("stock", flat=True).get(pk=pk)
                 raise ServiceError(
                     "out_of_stock",
-                    f"{sku}: {qty} requested, {product.stock} in stock",
-                    {"sku": sku, "requested": qty, "available": product.stock},
+                    f"{sku}: {qty} requested, {available} in stock",
+                    {"sku": sku, "requested": qty, "available": available},
                 )
-            product_id = Product.objects.values_list("pk", flat=True).get(sku=sku)
-            AllocationLine.objects.create(allocation=allocation, product_id=product_id, qty=qty)
+            AllocationLine.objects.create(allocation=allocation, product_id=pk, qty=qty)
     return allocation
 
 

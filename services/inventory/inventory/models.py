@@ -45,7 +45,10 @@ class Allocation(models.Model):
         return {
             "order_id": self.order_id,
             "status": self.status,
-            "lines": [{"sku": line.product.sku, "qty": line.qty} for line in self.lines.all()],
+            "lines": [
+                {"sku": line.product.sku, "qty": line.qty}
+                for line in self.lines.select_related("product")
+            ],
         }
 
 

@@ -12,12 +12,12 @@ STATUS_FOR_CODE = {
     "card_declined": 402,
     "not_found": 404,
     "out_of_stock": 409,
-    "order_in_progress": 409,
     "idempotency_key_reused": 422,
     "backpressure": 503,
     "unavailable": 503,
     "payment_unavailable": 503,
     "timeout": 504,
+    "internal": 500,
 }
 # Worth retrying after a pause (with a new Idempotency-Key: the failed order is undone).
 RETRY_AFTER_SECONDS = {"backpressure": 1, "unavailable": 2, "payment_unavailable": 2}

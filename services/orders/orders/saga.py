@@ -40,49 +40,63 @@ class OrderSaga:
         self.compensations: list[tuple[str, Callable[[], Any]]] = []
 
     def run(self) -> Order:
-        """Place the order; never raises a bus error (failures end in ``failed``)."""
+        """Place the order; failures end in ``failed`` with a code, never in an exception."""
         order = self.order
-        items = order.items
         try:
-            self.step(
-                "allocate inventory",
-                INVENTORY,
-                "allocate",
-                {"order_id": order.id, "items": items},
-                undo=("release inventory", INVENTORY, "release"),
-            )
-            quote = self.step("calculate price", PRICING, "quote", {"items": items})
-            order.subtotal_cents = quote["subtotal_cents"]
-            order.discount_cents = quote["discount_cents"]
-            order.total_cents = quote["total_cents"]
-            order.currency = quote["currency"]
-            self.save()
-            payment = self.step(
-                "charge card",
-                PRICING,
-                "charge",
-                {
-                    "order_id": order.id,
-                    "amount_cents": quote["total_cents"],
-                    "currency": quote["currency"],
-                    "card_number": self.card_number,
-                },
-                undo=("refund charge", PRICING, "refund"),
-            )
-            order.payment_ref = payment["processor_ref"]
-            self.step("finalise inventory", INVENTORY, "finalise", {"order_id": order.id})
+            self.place()
         except ServiceBusError as exc:
-            self.compensate()
-            order.status = Order.Status.FAILED
-            order.failure_code = exc.code
-            order.failure_message = str(exc)[:500]
+            self.fail(exc.code, str(exc))
+        except Exception:
+            # A bug, not a bus failure: still undo what was done, then say so in the log.
+            logger.exception("order %s: the saga crashed", order.id)
+            self.fail("internal", "internal error while placing the order")
+        else:
+            order.status = Order.Status.CONFIRMED
             self.save()
-            logger.info("order %s failed: %s", order.id, exc.code)
-            return order
-        order.status = Order.Status.CONFIRMED
-        self.save()
-        logger.info("order %s confirmed: %s cents %s", order.id, order.total_cents, order.currency)
+            logger.info(
+                "order %s confirmed: %s cents %s", order.id, order.total_cents, order.currency
+            )
         return order
+
+    def place(self) -> None:
+        """The steps in order; each raises on failure."""
+        order = self.order
+        self.step(
+            "allocate inventory",
+            INVENTORY,
+            "allocate",
+            {"order_id": order.id, "items": order.items},
+            undo=("release inventory", INVENTORY, "release"),
+        )
+        quote = self.step("calculate price", PRICING, "quote", {"items": order.items})
+        order.subtotal_cents = quote["subtotal_cents"]
+        order.discount_cents = quote["discount_cents"]
+        order.total_cents = quote["total_cents"]
+        order.currency = quote["currency"]
+        self.save()
+        payment = self.step(
+            "charge card",
+            PRICING,
+            "charge",
+            {
+                "order_id": order.id,
+                "amount_cents": quote["total_cents"],
+                "currency": quote["currency"],
+                "card_number": self.card_number,
+            },
+            undo=("refund charge", PRICING, "refund"),
+        )
+        order.payment_ref = payment["processor_ref"]
+        self.step("finalise inventory", INVENTORY, "finalise", {"order_id": order.id})
+
+    def fail(self, code: str, message: str) -> None:
+        """Undo the steps done, then record the order as failed with ``code``."""
+        self.compensate()
+        self.order.status = Order.Status.FAILED
+        self.order.failure_code = code
+        self.order.failure_message = message[:500]
+        self.save()
+        logger.info("order %s failed: %s", self.order.id, code)
 
     def step(
         self,
