@@ -201,3 +201,30 @@ def test_graceful_stop_leaves_the_group_only_without_pending(
     Consumer("replica", [TOPIC], using=alias, name="holder").run(once=True)
     [holder] = redis_client.xinfo_consumers(event_stream(TOPIC), "replica")
     assert holder["name"] == "holder" and holder["pending"] == 1
+
+
+def test_relay_dying_after_xadd_republishes_and_consumer_dedupes(
+    alias, outbox_settings, redis_client, handlers, monkeypatch
+):
+    from servicebus.outbox import relay
+
+    seen: list[str] = []
+    handlers.append((TOPIC, lambda e: seen.append(e.id)))
+    outbox_settings["PUBLISH_ON_COMMIT"] = False
+    outbox_settings["RELAY_CLAIM_TIMEOUT"] = 0.2  # SQLite: the dead relay's claim lapses
+    event_id = publish_event(TOPIC, {}, using=alias)
+    real_xadd = relay.xadd_many
+
+    def xadd_then_die(*args, **kwargs):
+        real_xadd(*args, **kwargs)
+        raise KeyboardInterrupt("killed after XADD, before marking the row")
+
+    monkeypatch.setattr(relay, "xadd_many", xadd_then_die)
+    with pytest.raises(KeyboardInterrupt):
+        relay.Relay(using=alias).run(once=True)
+    monkeypatch.undo()
+    time.sleep(0.25)
+    relay.Relay(using=alias).run(once=True)  # the row was never marked: published again
+    assert [f["id"] for _, f in redis_client.xrange(event_stream(TOPIC))] == [event_id] * 2
+    result = consume_until_idle(Consumer("replica", [TOPIC], using=alias))
+    assert (result.handled, result.duplicates) == (1, 1) and seen == [event_id]
