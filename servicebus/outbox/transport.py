@@ -23,10 +23,16 @@ def connect(settings: OutboxSettings | None = None, *, raw: bool = False) -> red
     than breaking the read of every entry around it.
     """
     settings = settings or get_outbox_settings()
+    # Bounded waits: an unreachable Redis must not hang a request's on-commit publish;
+    # reads may block for CONSUMER_BLOCK_SECONDS, so the socket waits longer than that.
+    timeouts = {
+        "socket_connect_timeout": 5.0,
+        "socket_timeout": settings.CONSUMER_BLOCK_SECONDS + 10.0,
+    }
     if raw:
-        return redis.Redis.from_url(settings.REDIS_URL)
+        return redis.Redis.from_url(settings.REDIS_URL, **timeouts)
     return redis.Redis.from_url(
-        settings.REDIS_URL, decode_responses=True, encoding_errors="replace"
+        settings.REDIS_URL, decode_responses=True, encoding_errors="replace", **timeouts
     )
 
 
