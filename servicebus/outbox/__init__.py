@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from servicebus.outbox.codec import Event
 from servicebus.outbox.errors import (
+    ConsumerConfigError,
     DumpFormatError,
     OutboxError,
     ReplicationConfigError,
@@ -24,6 +25,7 @@ if TYPE_CHECKING:
     from servicebus.outbox.source import SourceModel
 
 __all__ = [
+    "ConsumerConfigError",
     "DumpFormatError",
     "Event",
     "OutboxError",

@@ -17,7 +17,7 @@ from django.db import DatabaseError, connections, router, transaction
 
 from servicebus.outbox.codec import Event, decode_fields
 from servicebus.outbox.constants import TARGET_GROUP_HEADER, event_stream
-from servicebus.outbox.errors import UndecodableEvent
+from servicebus.outbox.errors import ConsumerConfigError, UndecodableEvent
 from servicebus.outbox.models import InboxEvent
 from servicebus.outbox.registry import run_handlers, topics
 from servicebus.outbox.settings import OutboxSettings, get_outbox_settings
@@ -82,10 +82,7 @@ class Consumer:
         self.settings = settings or get_outbox_settings()
         self.group = group or self.settings.CONSUMER_GROUP
         if not self.group:
-            raise ValueError(
-                "no consumer group: pass --group, or set SERVICEBUS['SERVICE_NAME'] "
-                "or SERVICEBUS_OUTBOX['CONSUMER_GROUP']"
-            )
+            raise ConsumerConfigError("no consumer group is configured")
         self.topics = list(topic_names) if topic_names is not None else topics()
         self.using = using or router.db_for_write(InboxEvent)
         self.name = name or f"{socket.gethostname()}-{os.getpid()}-{threading.get_ident()}"

@@ -30,3 +30,10 @@ class DumpFormatError(OutboxError):
 
     code = "dump_format"
     hint = "produce the file with `manage.py servicebus_dump <model>` on the source service"
+
+
+class ConsumerConfigError(OutboxError):
+    """A consumer cannot start as configured (e.g. no consumer group)."""
+
+    code = "consumer_config"
+    hint = "pass --group, or set SERVICEBUS['SERVICE_NAME'] or SERVICEBUS_OUTBOX['CONSUMER_GROUP']"

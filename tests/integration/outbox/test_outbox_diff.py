@@ -105,3 +105,22 @@ def test_diff_dry_run_changes_nothing(alias, outbox_settings, tmp_path):
     )
     assert json.loads(out.getvalue())["resync_requested"] == 1
     assert not OutboxEvent.objects.using(alias).filter(topic=RESYNC_TOPIC).exists()
+
+
+def test_commands_report_configuration_errors_without_traceback(alias, outbox_settings):
+    from django.core.management.base import CommandError
+
+    with pytest.raises(CommandError, match=r"app_label\.ModelName"):
+        call_command("servicebus_dump", "nope")
+    with pytest.raises(CommandError, match="not a replica model"):
+        call_command("servicebus_load", "outbox_testapp.Product")
+    with pytest.raises(CommandError, match="servicebus_dump"):
+        call_command("servicebus_diff", "outbox_testapp.ProductReplica", "--file", "/dev/null")
+    outbox_settings["CONSUMER_GROUP"] = ""
+    from django.test import override_settings
+
+    with (
+        override_settings(SERVICEBUS={"SERVICE_NAME": ""}),
+        pytest.raises(CommandError, match="--group"),
+    ):
+        call_command("servicebus_consume", "--once")

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandParser
+from django.core.management.base import CommandParser
 
 from servicebus.outbox.consumer import Consumer
+from servicebus.outbox.management.base import OutboxCommand
 
 
-class Command(BaseCommand):
+class Command(OutboxCommand):
     help = "Consume durable events as a member of a consumer group (XACK after commit)."
 
     def add_arguments(self, parser: CommandParser) -> None:

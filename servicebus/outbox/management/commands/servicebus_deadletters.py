@@ -5,9 +5,10 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import CommandError, CommandParser
 
 from servicebus.outbox.constants import deadletter_stream, event_stream
+from servicebus.outbox.management.base import OutboxCommand
 from servicebus.outbox.settings import get_outbox_settings
 from servicebus.outbox.transport import (
     connect,
@@ -17,7 +18,7 @@ from servicebus.outbox.transport import (
 )
 
 
-class Command(BaseCommand):
+class Command(OutboxCommand):
     help = "List, retry (re-add to the topic stream) or purge dead-lettered events."
 
     def add_arguments(self, parser: CommandParser) -> None:

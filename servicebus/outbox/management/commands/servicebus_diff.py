@@ -6,13 +6,14 @@ import json
 import sys
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandParser
+from django.core.management.base import CommandParser
 
+from servicebus.outbox.management.base import OutboxCommand
 from servicebus.outbox.replication import get_model
 from servicebus.outbox.sync import diff
 
 
-class Command(BaseCommand):
+class Command(OutboxCommand):
     help = (
         "Compare a replica with the source's `servicebus_dump --keys-only` output; apply "
         "source deletes and ask the source to re-sync what differs."

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandParser
+from django.core.management.base import CommandParser
 
+from servicebus.outbox.management.base import OutboxCommand
 from servicebus.outbox.replication import get_model
 from servicebus.outbox.sync import dump
 
 
-class Command(BaseCommand):
+class Command(OutboxCommand):
     help = "Write a source model as JSON lines (for servicebus_load, or servicebus_diff)."
 
     def add_arguments(self, parser: CommandParser) -> None:

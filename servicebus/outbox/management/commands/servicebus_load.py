@@ -5,13 +5,14 @@ from __future__ import annotations
 import sys
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandParser
+from django.core.management.base import CommandParser
 
+from servicebus.outbox.management.base import OutboxCommand
 from servicebus.outbox.replication import get_model
 from servicebus.outbox.sync import load
 
 
-class Command(BaseCommand):
+class Command(OutboxCommand):
     help = "Apply a servicebus_dump file to a replica model (older revisions are ignored)."
 
     def add_arguments(self, parser: CommandParser) -> None:

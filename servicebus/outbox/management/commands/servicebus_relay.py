@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import CommandError, CommandParser
 
+from servicebus.outbox.management.base import OutboxCommand
 from servicebus.outbox.relay import Relay, backlog
 
 
-class Command(BaseCommand):
+class Command(OutboxCommand):
     help = "Publish outbox events to Redis continuously (safe to run several at once)."
 
     def add_arguments(self, parser: CommandParser) -> None:

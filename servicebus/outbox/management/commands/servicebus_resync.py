@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import CommandError, CommandParser
 
+from servicebus.outbox.management.base import OutboxCommand
 from servicebus.outbox.replication import get_model, resync
 
 
-class Command(BaseCommand):
+class Command(OutboxCommand):
     help = "Republish current rows of a source model through the outbox (all or one replica)."
 
     def add_arguments(self, parser: CommandParser) -> None:
