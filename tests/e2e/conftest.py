@@ -15,3 +15,4 @@ def stack(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
     running = start_stack(redis_url, tmp_path_factory.mktemp("services"), call_timeout=2.0)
     yield running
     running.stop()
+    assert not running.crashes()

@@ -80,6 +80,11 @@ class Stack:
     def lines(self, service: str) -> list[str]:
         return list(self.workers[service].lines)
 
+    def crashes(self) -> list[str]:
+        """Traceback lines any process logged: expected failures never log one."""
+        procs = [p for p in [self.web, *self.workers.values()] if p is not None]
+        return [f"{p.name}: {line}" for p in procs for line in p.lines if "Traceback" in line]
+
     def stop(self) -> None:
         procs = [p for p in [self.web, *self.workers.values()] if p is not None]
         for proc in procs:
@@ -93,9 +98,17 @@ def _manage(service: str, *args: str) -> list[str]:
 
 
 def start_stack(
-    redis_url: str, data_dir: Path, *, call_timeout: float = 3.0, capacity: int = 100
+    redis_url: str,
+    data_dir: Path,
+    *,
+    call_timeout: float = 3.0,
+    capacity: int = 100,
+    database_urls: dict[str, str] | None = None,
 ) -> Stack:
-    """Migrate and seed each service's database, start the workers and daphne."""
+    """Migrate and seed each service's database, start the workers and daphne.
+
+    Databases are SQLite files in ``data_dir`` unless ``database_urls`` names others.
+    """
     base = redis_url.rsplit("/", 1)[0]
     env = {
         "PYTHONPATH": str(ROOT),
@@ -110,7 +123,8 @@ def start_stack(
             **env,
             # The test session's own DJANGO_SETTINGS_MODULE must not leak into the services.
             "DJANGO_SETTINGS_MODULE": f"{service}_project.settings",
-            "DATABASE_URL": f"sqlite:///{data_dir / f'{service}.sqlite3'}",
+            "DATABASE_URL": (database_urls or {}).get(service)
+            or f"sqlite:///{data_dir / f'{service}.sqlite3'}",
         }
 
     def setup(service: str) -> None:

@@ -23,6 +23,7 @@ def stack(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
     )
     yield running
     running.stop()
+    assert not running.crashes()
 
 
 def test_pricing_down_times_out_and_releases_then_backpressure(stack: Stack) -> None:

@@ -10,7 +10,7 @@ import logging
 import re
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 
 from django.db import close_old_connections
@@ -42,7 +42,7 @@ def feature_flags(request: HttpRequest) -> frozenset[str]:
     return frozenset(sorted(name for name in names if FLAG.match(name))[:MAX_FLAGS])
 
 
-def bus_view(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+def bus_view(view: Callable[..., HttpResponse]) -> Callable[..., Awaitable[HttpResponse]]:
     """Run a sync view in a pooled thread with the request's correlation ID and flags bound.
 
     Every ``servicebus.call`` inside carries them; the response echoes X-Request-ID.

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 from dataclasses import dataclass
 
 from django.db import IntegrityError, router, transaction
+from django.utils.crypto import salted_hmac
 
 from orders.models import Order
 from servicebus import current_correlation_id
@@ -31,9 +31,12 @@ class OrderRequest:
     card_number: str
 
     def fingerprint(self) -> str:
-        """A digest of the request, to spot an Idempotency-Key reused for another order."""
+        """A digest of the request, to spot an Idempotency-Key reused for another order.
+
+        Keyed with SECRET_KEY: a plain hash of a card number could be reversed by brute force.
+        """
         canonical = json.dumps([self.items, self.card_number], sort_keys=True)
-        return hashlib.sha256(canonical.encode()).hexdigest()
+        return salted_hmac("orders.idempotency", canonical, algorithm="sha256").hexdigest()
 
 
 def atomic() -> transaction.Atomic:

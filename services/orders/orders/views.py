@@ -51,7 +51,9 @@ def order_response(order: Order, *, replayed: bool = False) -> JsonResponse:
     if order.status == Order.Status.PENDING:
         # A concurrent duplicate still running: the client polls GET /orders/<id>.
         return JsonResponse(body, status=202)
-    return JsonResponse(body, status=200 if replayed else 201)
+    response = JsonResponse(body, status=200 if replayed else 201)
+    response["Location"] = f"/orders/{order.id}"
+    return response
 
 
 @require_GET
