@@ -112,6 +112,7 @@ class Consumer:
         if not self.topics:
             logger.warning("consumer %s: no topics have handlers; nothing to do", self.group)
             return total
+        logger.info("consumer %s of group %s started on %s", self.name, self.group, self.topics)
         failures_in_a_row = 0
         for _ in range(max_passes):
             if self.stopping.is_set():

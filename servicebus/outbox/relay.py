@@ -189,6 +189,7 @@ class Relay:
         total = PublishResult()
         last_prune = 0.0
         failures_in_a_row = 0
+        logger.info("relay started on database %r", self.using)
         while True:
             try:
                 step = self.drain()

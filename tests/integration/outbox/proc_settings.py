@@ -42,3 +42,10 @@ CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}
 SERVICEBUS = {"SERVICE_NAME": "outbox-tests"}
 SERVICEBUS_OUTBOX = json.loads(os.environ.get("OUTBOX_TEST_SETTINGS", "{}"))
 DEFAULT_AUTO_FIELD = "django.db.models.AutoField"
+# Start-up lines ("relay started", "consumer ... started") tell tests a process is ready.
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "handlers": {"stderr": {"class": "logging.StreamHandler"}},
+    "loggers": {"servicebus.outbox": {"handlers": ["stderr"], "level": "INFO"}},
+}

@@ -33,12 +33,18 @@ class Procs:
     def __init__(self, env: dict[str, str], logs: Path) -> None:
         self.env, self.logs, self.started = env, logs, 0
         self.running: dict[str, subprocess.Popen[bytes]] = {}
+        self.log_of: dict[str, Path] = {}
 
     def start(self, role: str, *args: str) -> None:
         self.started += 1
-        log = (self.logs / f"{role}-{self.started}.log").open("wb")
-        self.running[role] = manage(self.env, *args, stdout=subprocess.DEVNULL, stderr=log)
-        log.close()
+        self.log_of[role] = self.logs / f"{role}-{self.started}.log"
+        with self.log_of[role].open("wb") as log:
+            self.running[role] = manage(self.env, *args, stdout=subprocess.DEVNULL, stderr=log)
+
+    def wait_ready(self, role: str, timeout: float = 30.0) -> None:
+        """Wait for the start-up log line, written after the SIGTERM handler is installed."""
+        ready = wait_until(lambda: " started" in self.log_of[role].read_text(), timeout, 0.1)
+        assert ready, f"{role} did not start: {self.stderr()}"
 
     def start_relay(self) -> None:
         self.start("relay", "servicebus_relay")
@@ -143,6 +149,7 @@ def run_with_kills(env: dict[str, str], probe: Probe, changes: int, kills: int, 
 
         assert wait_until(converged, timeout=60, interval=0.5), procs.stderr()
         for role in ("relay", "consumer"):  # graceful stop on SIGTERM
+            procs.wait_ready(role)
             procs.running[role].send_signal(signal.SIGTERM)
             assert procs.running[role].wait(timeout=15) == 0, procs.stderr()
     finally:
