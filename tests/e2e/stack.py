@@ -24,6 +24,7 @@ SERVICES_DIR = ROOT / "services"
 CARD_OK = "4242424242424242"
 CARD_DECLINED = "4000000000000002"
 CARD_UNAVAILABLE = "4000000000000119"
+CARD_SLOW = "4000000000000259"  # charged after 2.5 s
 
 # Each stack gets its own Redis database: a stack's leftovers never reach the next one.
 _redis_dbs = itertools.count(1)

@@ -1,14 +1,15 @@
-"""A service that stops answering: the order times out (504), then the channel fills
-and callers get Backpressure (503), and every allocation is released."""
+"""Services that answer late or not at all: the order times out (504) and is undone;
+a stopped worker's channel fills and callers get Backpressure (503)."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from tests.e2e.stack import Stack, start_stack
+from tests.e2e.stack import CARD_SLOW, Stack, start_stack
 
 pytestmark = pytest.mark.e2e
 
@@ -24,6 +25,29 @@ def stack(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
     yield running
     running.stop()
     assert not running.crashes()
+
+
+def test_charge_answering_too_late_is_refunded(stack: Stack) -> None:
+    before = stack.stock("MUG-01")
+    resp = stack.order([{"sku": "MUG-01", "qty": 1}], card=CARD_SLOW)
+    assert resp.status == 504, resp.body
+    order = resp.body["order"]
+    assert order["failure_code"] == "timeout"
+    calls = [entry["call"] for entry in order["saga_log"]]
+    # The charge's outcome is unknown: the saga refunds it and releases the stock.
+    assert calls[calls.index("pricing.charge") + 1 :][:1] == ["pricing.refund"]
+    assert "inventory.release" in calls
+    # The charge went through after the caller gave up; the refund undid it.
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        rows = stack.query(
+            "pricing", "SELECT status FROM pricing_payment WHERE order_id=?", order["id"]
+        )
+        if rows and rows[0][0] in ("refunded", "voided"):
+            break
+        time.sleep(0.1)
+    assert rows and rows[0][0] in ("refunded", "voided"), rows
+    assert stack.stock("MUG-01") == before
 
 
 def test_pricing_down_times_out_and_releases_then_backpressure(stack: Stack) -> None:

@@ -3,6 +3,7 @@
     4242424242424242   succeeds
     4000000000000002   declined                    -> CardDeclined
     4000000000000119   processor error, transient  -> ProcessorUnavailable (retry later)
+    4000000000000259   succeeds after SLOW_SECONDS (to see callers time out)
 
 Any other number is declined as "not a test card".
 """
@@ -10,6 +11,7 @@ Any other number is declined as "not a test card".
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 
 logger = logging.getLogger("pricing.processor")
@@ -17,6 +19,8 @@ logger = logging.getLogger("pricing.processor")
 CARD_OK = "4242424242424242"
 CARD_DECLINED = "4000000000000002"
 CARD_UNAVAILABLE = "4000000000000119"
+CARD_SLOW = "4000000000000259"
+SLOW_SECONDS = 2.5
 
 
 class CardDeclined(Exception):
@@ -31,7 +35,9 @@ def charge(card_number: str, amount_cents: int, currency: str, reference: str) -
     """Charge the card; ``reference`` is ours (the order id), the return value theirs."""
     if card_number == CARD_UNAVAILABLE:
         raise ProcessorUnavailable("the card processor is temporarily unavailable")
-    if card_number != CARD_OK:
+    if card_number == CARD_SLOW:
+        time.sleep(SLOW_SECONDS)
+    elif card_number != CARD_OK:
         reason = "card declined" if card_number == CARD_DECLINED else "not a test card"
         raise CardDeclined(reason)
     ref = f"ch_{uuid.uuid4().hex[:16]}"
