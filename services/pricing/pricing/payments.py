@@ -1,7 +1,9 @@
 """Charging and refunding orders: at most one charge per order id, ever.
 
 The payment row is created (unique order id) in the same transaction that asks the
-processor, so a concurrent duplicate waits on the row and then sees the first charge.
+processor, so a concurrent duplicate waits on the row and then sees the first charge,
+and a refund racing a slow charge waits for it and then refunds it. The price is a row
+lock held for the processor's round trip.
 """
 
 from __future__ import annotations

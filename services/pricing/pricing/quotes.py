@@ -27,7 +27,7 @@ def quote(items: dict[str, int], flags: Iterable[str]) -> dict:
             key=lambda rule: rule.percent_off,
             default=None,
         )
-        # Integer cents, discount rounded down: the customer never pays a fraction.
+        # Integer cents: the discount is rounded down to a whole cent.
         discount = gross * best.percent_off // 100 if best else 0
         if best:
             applied.add(best.code)
