@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import os
@@ -75,7 +76,7 @@ class Stack:
 
     def query(self, service: str, sql: str, *params: Any) -> list[tuple]:
         """Read a service's own SQLite database (what its owner alone would see)."""
-        with sqlite3.connect(self.data_dir / f"{service}.sqlite3") as db:
+        with contextlib.closing(sqlite3.connect(self.data_dir / f"{service}.sqlite3")) as db:
             return db.execute(sql, params).fetchall()
 
     def lines(self, service: str) -> list[str]:
