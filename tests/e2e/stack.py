@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from email.message import Message
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 from tests.support.processes import ROOT, ManagedProcess
 from tests.support.redis_server import free_port
@@ -111,10 +112,9 @@ def start_stack(
 
     Databases are SQLite files in ``data_dir`` unless ``database_urls`` names others.
     """
-    base = redis_url.rsplit("/", 1)[0]
     env = {
         "PYTHONPATH": str(ROOT),
-        "REDIS_URL": f"{base}/{next(_redis_dbs)}",
+        "REDIS_URL": urlunsplit(urlsplit(redis_url)._replace(path=f"/{next(_redis_dbs)}")),
         "CHANNEL_CAPACITY": str(capacity),
         "ORDERS_CALL_TIMEOUT": str(call_timeout),
     }
