@@ -52,7 +52,7 @@ class OrderSaga:
             self.fail("internal", "internal error while placing the order")
         else:
             order.status = Order.Status.CONFIRMED
-            self.save()
+            self.order.save()
             logger.info(
                 "order %s confirmed: %s cents %s", order.id, order.total_cents, order.currency
             )
@@ -73,7 +73,7 @@ class OrderSaga:
         order.discount_cents = quote["discount_cents"]
         order.total_cents = quote["total_cents"]
         order.currency = quote["currency"]
-        self.save()
+        self.order.save()
         payment = self.step(
             "charge card",
             PRICING,
@@ -95,7 +95,7 @@ class OrderSaga:
         self.order.status = Order.Status.FAILED
         self.order.failure_code = code
         self.order.failure_message = message[:500]
-        self.save()
+        self.order.save()
         logger.info("order %s failed: %s", self.order.id, code)
 
     def step(
@@ -155,6 +155,3 @@ class OrderSaga:
             self.order.saga_log.append(
                 {"step": name, "call": f"{service}.{method}", "outcome": outcome, "ms": ms}
             )
-
-    def save(self) -> None:
-        self.order.save()

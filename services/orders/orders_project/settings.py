@@ -13,6 +13,8 @@ from urllib.parse import unquote, urlsplit
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 
+# Each service is a project of its own: small helpers like this one are repeated in
+# each rather than shared, so that no service imports another's code.
 def database_from_url(url: str) -> dict:
     """A DATABASES entry from ``sqlite:///path`` or ``postgres://user:pass@host:port/name``."""
     parts = urlsplit(url)
