@@ -10,6 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from tests.e2e.stack import CARD_SLOW, Stack, start_stack
+from tests.support.redis_server import RedisServer
 
 pytestmark = pytest.mark.e2e
 
@@ -17,10 +18,17 @@ CAPACITY = 3
 
 
 @pytest.fixture(scope="module")
-def stack(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+def redis() -> Iterator[RedisServer]:
+    """A Redis of this module's own: the last test stops it."""
+    with RedisServer() as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def stack(redis: RedisServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     """A stack with small channels, so a stopped worker's channel fills quickly."""
     running = start_stack(
-        redis_url, tmp_path_factory.mktemp("outage"), call_timeout=1.5, capacity=CAPACITY
+        redis.url, tmp_path_factory.mktemp("outage"), call_timeout=1.5, capacity=CAPACITY
     )
     yield running
     running.stop()
@@ -81,3 +89,18 @@ def test_pricing_down_times_out_and_releases_then_backpressure(stack: Stack) -> 
     assert health.status == 503
     assert health.body["checks"]["pricing"] in {"error: timeout", "error: backpressure"}
     assert health.body["checks"]["inventory"] == "ok"
+
+
+def test_redis_down_is_503_unavailable(stack: Stack, redis: RedisServer) -> None:
+    redis.stop()
+    resp = stack.order([{"sku": "MUG-01", "qty": 1}])
+    assert resp.status == 503, resp.body
+    assert resp.headers["Retry-After"]
+    order = resp.body["order"]
+    assert (order["status"], order["failure_code"]) == ("failed", "unavailable")
+    # The allocate may have reached Redis before the connection broke: the saga tries to
+    # release it (and, Redis being down, logs that it gave up).
+    assert [entry["call"] for entry in order["saga_log"]][:2] == [
+        "inventory.allocate",
+        "inventory.release",
+    ]
