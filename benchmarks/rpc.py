@@ -211,7 +211,8 @@ class Bench:
             # Hand-rolled RPC as teams write it on the stock layer: a reply channel per call.
             channel = await stock.new_channel()
             await stock.send(STOCK_CHANNEL, {"type": "echo", "reply": channel, "body": body})
-            return await stock.receive(channel)
+            # The stock layer can lose a reply; bound the wait like the other systems.
+            return await asyncio.wait_for(stock.receive(channel), 30)
 
         async def nats_call() -> Any:
             return await nc.request(NATS_SUBJECT, body, timeout=30)

@@ -14,6 +14,9 @@ from servicebus.errors import (
     ServiceBusError,
     ServiceError,
 )
+from servicebus.outbox.codec import Event
+from servicebus.outbox.publisher import publish_event
+from servicebus.outbox.registry import subscriber
 from servicebus.request import Request
 from servicebus.service import Service
 
@@ -22,6 +25,7 @@ __all__ = [
     "BadRequest",
     "BusUnavailable",
     "CallTimeout",
+    "Event",
     "MethodNotFound",
     "PayloadTooLarge",
     "RemoteError",
@@ -34,4 +38,6 @@ __all__ = [
     "call",
     "current_correlation_id",
     "current_request",
+    "publish_event",
+    "subscriber",
 ]

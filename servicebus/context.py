@@ -68,13 +68,28 @@ def bind(
     headers: Mapping[str, str] | None = None,
     flags: Iterable[str] | None = None,
 ) -> Iterator[EdgeContext]:
-    """Make calls inside the block carry this correlation ID, these headers and flags."""
-    edge = EdgeContext(correlation_id, dict(headers or {}), frozenset(flags or ()))
-    token = _edge.set(edge)
+    """Make calls inside the block carry this correlation ID, these headers and flags.
+
+    Inside a handler it starts a new edge: calls keep the request's correlation ID,
+    headers and flags (unless given) but are no longer capped by its deadline.
+    """
+    merged_headers = dict(headers or {})
+    merged_flags = frozenset(flags or ())
+    request = _current.get()
+    if request is not None:
+        # E.g. a saga's compensations must run even when the step that failed used up
+        # the request's time; they still belong to the same chain of calls.
+        correlation_id = correlation_id or request.correlation_id
+        merged_headers = {**request.headers, **merged_headers}
+        merged_flags = request.flags | merged_flags
+    edge = EdgeContext(correlation_id, merged_headers, merged_flags)
+    edge_token = _edge.set(edge)
+    request_token = _current.set(None)
     try:
         yield edge
     finally:
-        _edge.reset(token)
+        _current.reset(request_token)
+        _edge.reset(edge_token)
 
 
 class CorrelationIdFilter(logging.Filter):

@@ -92,3 +92,12 @@ async def remaining(request: Request) -> float:
 async def nested_remaining(request: Request) -> float:
     # Ask for a long timeout: the nested call must still be capped by our deadline.
     return float(await servicebus.acall("misc.request", "remaining", timeout=60))
+
+
+@misc.method()
+async def detached_remaining(request: Request) -> list[Any]:
+    # bind() inside a handler: same correlation ID, but not capped by our deadline.
+    with servicebus.bind():
+        remaining = await servicebus.acall("misc.request", "remaining", timeout=30)
+        cid = servicebus.current_correlation_id()
+    return [remaining, cid, request.correlation_id]

@@ -13,6 +13,7 @@ EXPECTED = [
     "BadRequest",
     "BusUnavailable",
     "CallTimeout",
+    "Event",
     "MethodNotFound",
     "PayloadTooLarge",
     "RemoteError",
@@ -25,12 +26,14 @@ EXPECTED = [
     "call",
     "current_correlation_id",
     "current_request",
+    "publish_event",
+    "subscriber",
 ]
 
 
 def test_all_is_sorted_and_exact() -> None:
     assert servicebus.__all__ == sorted(servicebus.__all__)
-    assert set(EXPECTED) <= set(servicebus.__all__)
+    assert servicebus.__all__ == EXPECTED
     for name in servicebus.__all__:
         assert getattr(servicebus, name) is not None
 

@@ -200,6 +200,15 @@ async def test_nested_timeout_never_exceeds_parent_deadline() -> None:
     assert 0 < got <= 1.0
 
 
+async def test_bind_inside_handler_detaches_from_deadline() -> None:
+    async with serve(misc):
+        remaining, inner_cid, cid = await servicebus.acall(
+            "misc.request", "detached_remaining", timeout=1.0
+        )
+    assert remaining > 20  # its own 30 s timeout, not what was left of our 1 s
+    assert inner_cid == cid
+
+
 async def test_expired_request_is_not_executed() -> None:
     layer = get_channel_layer()
     from servicebus.envelope import encode_body, request_message
