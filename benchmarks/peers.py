@@ -24,6 +24,8 @@ def stock_layer(url: str) -> Any:
 
 async def serve_stock(url: str) -> None:
     """Answer echo requests on the stock layer until killed."""
+    import redis.exceptions
+
     layer = stock_layer(url)
     tasks: set[asyncio.Task[None]] = set()
 
@@ -32,7 +34,12 @@ async def serve_stock(url: str) -> None:
 
     print("ready", flush=True)
     while True:
-        message = await layer.receive(STOCK_CHANNEL)
+        try:
+            message = await layer.receive(STOCK_CHANNEL)
+        except redis.exceptions.TimeoutError:
+            # channels_redis 4.3 + redis-py 8: an idle receive raises after 5 s (its
+            # blocking-pop timeout equals the socket timeout); teams wrap it like this.
+            continue
         task = asyncio.create_task(reply(message))
         tasks.add(task)
         task.add_done_callback(tasks.discard)

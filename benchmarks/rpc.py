@@ -52,6 +52,7 @@ class Cell:
     size: int
     calls: int = 0
     errors: int = 0
+    first_error: str = ""
     seconds: float = 0.0
     latencies: list[float] = field(default_factory=list)
 
@@ -75,6 +76,10 @@ def nats_answers(url: str) -> bool:
         return False
 
 
+def _describe(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"[:80]
+
+
 async def run_async_cell(
     call: Callable[[], Awaitable[Any]], cell: Cell, duration: float, warmup: float
 ) -> None:
@@ -90,8 +95,9 @@ async def run_async_cell(
                 return
             try:
                 await call()
-            except Exception:
+            except Exception as exc:
                 cell.errors += 1
+                cell.first_error = cell.first_error or _describe(exc)
                 continue
             t1 = time.perf_counter()
             if t0 >= measure_from:
@@ -118,8 +124,9 @@ def run_thread_cell(call: Callable[[], Any], cell: Cell, duration: float, warmup
                 break
             try:
                 call()
-            except Exception:
+            except Exception as exc:
                 errors += 1
+                cell.first_error = cell.first_error or _describe(exc)
                 continue
             if t0 >= measure_from:
                 mine.append(time.perf_counter() - t0)
@@ -238,7 +245,7 @@ class Bench:
         print(
             f"  {LABELS[cell.system]:<28} size={cell.size:>8} inflight={cell.inflight:>3} "
             f"{cell.rate:>9.0f} calls/s  p50 {cell.pct(0.5):7.2f} ms  p99 {cell.pct(0.99):7.2f} ms"
-            + (f"  errors={cell.errors}" if cell.errors else ""),
+            + (f"  errors={cell.errors} ({cell.first_error})" if cell.errors else ""),
             flush=True,
         )
 
@@ -264,7 +271,7 @@ def summarize(
                 c = by.get((system, inflight, size))
                 row.append(
                     f"{c.rate:,.0f}/s · p50 {c.pct(0.5):.2f} · p99 {c.pct(0.99):.2f} ms"
-                    + (f" · {c.errors} err" if c.errors else "")
+                    + (f" · {c.errors} errors ({c.first_error})" if c.errors else "")
                     if c
                     else "-"
                 )
