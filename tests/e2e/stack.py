@@ -1,4 +1,10 @@
-"""The example services as real processes: three runworkers and daphne, over HTTP."""
+"""The example services as real processes: three runworkers and daphne, over HTTP.
+
+Pricing's and orders' replicas of inventory's products get their initial copy with
+``servicebus_dump | servicebus_load``; with ``replication=True`` the stack also runs
+inventory's ``servicebus_relay`` and a ``servicebus_consume`` per service, so later
+changes flow through the events.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +17,7 @@ import subprocess
 import sys
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from email.message import Message
@@ -48,6 +55,9 @@ class Stack:
     env: dict[str, str]
     workers: dict[str, ManagedProcess] = field(default_factory=dict)
     web: ManagedProcess | None = None
+    # servicebus_relay / servicebus_consume processes, by name ("inventory-relay", ...).
+    replication: dict[str, ManagedProcess] = field(default_factory=dict)
+    service_envs: dict[str, dict[str, str]] = field(default_factory=dict)
 
     def request(
         self, method: str, path: str, body: Any = None, headers: dict[str, str] | None = None
@@ -80,16 +90,43 @@ class Stack:
         with contextlib.closing(sqlite3.connect(self.data_dir / f"{service}.sqlite3")) as db:
             return db.execute(sql, params).fetchall()
 
+    @contextlib.contextmanager
+    def connect(self, service: str) -> Iterator[sqlite3.Connection]:
+        """Write to a service's SQLite database behind its back (committed on exit)."""
+        db = sqlite3.connect(self.data_dir / f"{service}.sqlite3", timeout=20)
+        try:
+            with db:
+                yield db
+        finally:
+            db.close()
+
     def lines(self, service: str) -> list[str]:
         return list(self.workers[service].lines)
 
+    def manage(self, service: str, *args: str, stdin: str | None = None) -> str:
+        """Run a service's management command to completion; its stdout."""
+        result = subprocess.run(
+            _manage(service, *args),
+            env={**os.environ, **self.service_envs[service]},
+            input=stdin,
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=60,
+        )
+        assert result.returncode == 0, f"{service} {args}: {result.stdout}{result.stderr}"
+        return result.stdout
+
+    def processes(self) -> list[ManagedProcess]:
+        return [p for p in [self.web, *self.workers.values(), *self.replication.values()] if p]
+
     def crashes(self) -> list[str]:
         """Traceback lines any process logged: expected failures never log one."""
-        procs = [p for p in [self.web, *self.workers.values()] if p is not None]
+        procs = self.processes()
         return [f"{p.name}: {line}" for p in procs for line in p.lines if "Traceback" in line]
 
     def stop(self) -> None:
-        procs = [p for p in [self.web, *self.workers.values()] if p is not None]
+        procs = self.processes()
         for proc in procs:
             proc.signal()
         for proc in procs:
@@ -107,10 +144,13 @@ def start_stack(
     call_timeout: float = 3.0,
     capacity: int = 100,
     database_urls: dict[str, str] | None = None,
+    replication: bool = False,
 ) -> Stack:
     """Migrate and seed each service's database, start the workers and daphne.
 
     Databases are SQLite files in ``data_dir`` unless ``database_urls`` names others.
+    The replicas get their initial copy from a dump of inventory; ``replication`` also
+    starts the relay and the consumers.
     """
     env = {
         "PYTHONPATH": str(ROOT),
@@ -141,7 +181,14 @@ def start_stack(
 
     with ThreadPoolExecutor(len(SERVICES)) as pool:
         list(pool.map(setup, SERVICES))
+    stack.service_envs = {service: service_env(service) for service in SERVICES}
+    # The documented initial copy: a full dump of the source, loaded into each replica.
+    dump = stack.manage("inventory", "servicebus_dump", "inventory.Product")
+    for service in ("pricing", "orders"):
+        stack.manage(service, "servicebus_load", f"{service}.Product", stdin=dump)
     try:
+        if replication:
+            start_replication(stack)
         for service in SERVICES:
             stack.workers[service] = ManagedProcess(
                 _manage(service, "runworker", f"{service}.request", "--concurrency", "64"),
@@ -171,3 +218,19 @@ def start_stack(
         stack.stop()
         raise
     return stack
+
+
+def start_replication(stack: Stack) -> None:
+    """inventory's relay, and a consumer per service (inventory's answers re-sync requests)."""
+    commands = {"inventory-relay": ("inventory", "servicebus_relay")}
+    for service in SERVICES:
+        commands[f"{service}-consumer"] = (service, "servicebus_consume")
+    for name, (service, command) in commands.items():
+        stack.replication[name] = ManagedProcess(
+            _manage(service, command),
+            env=stack.service_envs[service],
+            cwd=SERVICES_DIR / service,
+            name=name,
+        ).start()
+    for name, proc in stack.replication.items():
+        proc.wait_for("started on", timeout=30)

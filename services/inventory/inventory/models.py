@@ -2,13 +2,35 @@
 
 from django.db import models
 
+from servicebus.outbox import SourceModel
 
-class Product(models.Model):
-    """A sellable product; ``stock`` is what is left to allocate (never negative)."""
+
+class Product(SourceModel):
+    """A sellable product; ``stock`` is what is left to allocate (never negative).
+
+    Inventory owns the catalogue: sku, name and list price are replicated to pricing
+    (which quotes from them) and orders (which shows names) through the outbox; every
+    ``save()``/``delete()`` bumps ``revision`` and writes an ``inventory.product`` event.
+
+    ``stock`` is deliberately not replicated and changes without an event: it moves on
+    every order, no other service needs it, and allocation changes it with a conditional
+    ``QuerySet.update(stock=F("stock") - n)`` (see allocations.py), which bypasses
+    ``save()`` and so publishes nothing, bumps no revision and keeps its atomic row-count
+    check. Catalogue edits must therefore ``save(update_fields=[...])`` without ``stock``
+    (see catalog.py): a full ``save()`` would write back a stock value read earlier.
+    """
 
     sku = models.CharField(max_length=32, unique=True)
     name = models.CharField(max_length=200)
+    # The list price, in integer cents; discounts are pricing's business.
+    list_price_cents = models.PositiveIntegerField(default=0)
+    currency = models.CharField(max_length=3, default="EUR")
     stock = models.PositiveIntegerField(default=0)
+
+    class Replication:
+        topic = "inventory.product"
+        # What replicas get (never stock: see above).
+        fields = ["id", "sku", "name", "list_price_cents", "currency"]
 
     class Meta:
         ordering = ["sku"]
@@ -21,7 +43,13 @@ class Product(models.Model):
 
     def as_dict(self) -> dict:
         """The product as it crosses the bus."""
-        return {"sku": self.sku, "name": self.name, "stock": self.stock}
+        return {
+            "sku": self.sku,
+            "name": self.name,
+            "list_price_cents": self.list_price_cents,
+            "currency": self.currency,
+            "stock": self.stock,
+        }
 
 
 class Allocation(models.Model):

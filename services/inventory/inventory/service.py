@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from inventory import allocations
+from inventory import allocations, catalog
 from inventory.models import Product
 from servicebus import BadRequest, Request, Service, ServiceError
 
@@ -62,7 +62,7 @@ def finalise(request: Request) -> dict:
 
 @inventory.method("get_product")
 def get_product(request: Request) -> dict:
-    """One product: {sku} -> {sku, name, stock}."""
+    """One product: {sku} -> {sku, name, list_price_cents, currency, stock}."""
     sku = request.body.get("sku") if isinstance(request.body, dict) else None
     logger.info("get_product %s", sku)
     product = Product.objects.filter(sku=sku).first() if isinstance(sku, str) else None
@@ -73,9 +73,46 @@ def get_product(request: Request) -> dict:
 
 @inventory.method("list_products")
 def list_products(request: Request) -> dict:
-    """Every product: None -> {products: [{sku, name, stock}]}."""
+    """Every product: None -> {products: [product]}."""
     logger.info("list_products")
     return {"products": [product.as_dict() for product in Product.objects.all()]}
+
+
+@inventory.method("update_product")
+def update_product(request: Request) -> dict:
+    """Create or change a product: {sku, name?, list_price_cents?, currency?, stock?}.
+
+    -> {product, created}. ``stock`` counts only for a new product. The change reaches
+    pricing's and orders' replicas as an ``inventory.product`` event.
+    """
+    body = request.body if isinstance(request.body, dict) else {}
+    sku = body.get("sku")
+    if not isinstance(sku, str) or not 0 < len(sku) <= 32:
+        raise BadRequest("body needs a 'sku' string of 1-32 characters")
+    fields = {}
+    for name, kind in (("name", str), ("list_price_cents", int), ("currency", str), ("stock", int)):
+        value = body.get(name)
+        if value is not None and (type(value) is not kind or (kind is int and value < 0)):
+            raise BadRequest(
+                f"{name!r} must be a {'non-negative ' if kind is int else ''}{kind.__name__}"
+            )
+        fields[name] = value
+    if fields["currency"] is not None and len(fields["currency"]) != 3:
+        raise BadRequest("'currency' must be a 3-letter code")
+    logger.info("update_product %s %s", sku, {k: v for k, v in fields.items() if v is not None})
+    product, created = catalog.upsert_product(sku, **fields)
+    return {"product": product.as_dict(), "created": created}
+
+
+@inventory.method("delete_product")
+def delete_product(request: Request) -> dict:
+    """Delete a product: {sku} -> {sku, deleted: true}; replicas drop it (tombstone)."""
+    sku = request.body.get("sku") if isinstance(request.body, dict) else None
+    if not isinstance(sku, str):
+        raise BadRequest("body needs a 'sku' string")
+    logger.info("delete_product %s", sku)
+    catalog.delete_product(sku)
+    return {"sku": sku, "deleted": True}
 
 
 @inventory.method()

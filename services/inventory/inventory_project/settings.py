@@ -53,7 +53,7 @@ TIME_ZONE = "UTC"
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # servicebus before channels: its runworker (concurrent, draining) replaces channels' one.
-INSTALLED_APPS = ["servicebus", "channels", "inventory"]
+INSTALLED_APPS = ["servicebus", "servicebus.outbox", "channels", "inventory"]
 ASGI_APPLICATION = "inventory_project.asgi.application"
 
 DATABASES = {
@@ -73,6 +73,9 @@ CHANNEL_LAYERS = {
     }
 }
 SERVICEBUS = {"SERVICE_NAME": "inventory", "RECEIVE_POLL": 0.5}
+# Durable events (replication of inventory's products) on the same Redis: streams and
+# channels use different keys. The consumer group is SERVICE_NAME.
+SERVICEBUS_OUTBOX = {"REDIS_URL": os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")}
 
 LOGGING = {
     "version": 1,

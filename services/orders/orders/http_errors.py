@@ -16,11 +16,18 @@ STATUS_FOR_CODE = {
     "backpressure": 503,
     "unavailable": 503,
     "payment_unavailable": 503,
+    # Inventory has the product but pricing's replica does not (yet): replication lag.
+    "unknown_product": 503,
     "timeout": 504,
     "internal": 500,
 }
 # Worth retrying after a pause (with a new Idempotency-Key: the failed order is undone).
-RETRY_AFTER_SECONDS = {"backpressure": 1, "unavailable": 2, "payment_unavailable": 2}
+RETRY_AFTER_SECONDS = {
+    "backpressure": 1,
+    "unavailable": 2,
+    "payment_unavailable": 2,
+    "unknown_product": 2,
+}
 
 
 def status_for(code: str) -> int:

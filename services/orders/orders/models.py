@@ -4,10 +4,36 @@ import uuid
 
 from django.db import models
 
+from servicebus.outbox import ReplicaModel
+
 
 def new_order_id() -> str:
     """A public order id, unique across databases (inventory and pricing key on it)."""
     return f"ord_{uuid.uuid4().hex[:20]}"
+
+
+class Product(ReplicaModel):
+    """A read-only copy of inventory's product, for display (names next to skus).
+
+    Inventory owns it; ``servicebus_consume`` applies its ``inventory.product`` events.
+    Orders never depend on it to take an order: inventory and pricing decide that.
+    """
+
+    id = models.BigIntegerField(primary_key=True)  # inventory's key
+    sku = models.CharField(max_length=32, db_index=True)  # not unique: see pricing's copy
+    name = models.CharField(max_length=200)
+
+    class Replication:
+        topic = "inventory.product"
+
+    def __str__(self) -> str:
+        return f"{self.sku} ({self.name})"
+
+
+def product_names(skus) -> dict[str, str]:
+    """{sku: name} from the replica, for the skus it holds."""
+    rows = Product.objects.filter(sku__in=set(skus)).order_by("revision")
+    return dict(rows.values_list("sku", "name"))
 
 
 class Order(models.Model):
@@ -44,13 +70,21 @@ class Order(models.Model):
         return f"{self.id} ({self.status})"
 
     def as_dict(self) -> dict:
-        """The order as the HTTP API and ``orders.get_order`` return it."""
+        """The order as the HTTP API and ``orders.get_order`` return it.
+
+        Each item carries the product's ``name`` from the replica (None if unknown).
+        """
+        items = self.items if isinstance(self.items, list) else []
+        names = product_names(item.get("sku") for item in items if isinstance(item, dict))
         return {
             "id": self.id,
             "status": self.status,
             "failure_code": self.failure_code or None,
             "failure_message": self.failure_message or None,
-            "items": self.items,
+            "items": [
+                {**item, "name": names.get(item.get("sku"))} if isinstance(item, dict) else item
+                for item in items
+            ],
             "card_last4": self.card_last4,
             "subtotal_cents": self.subtotal_cents,
             "discount_cents": self.discount_cents,

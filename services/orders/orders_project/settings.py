@@ -54,7 +54,7 @@ TIME_ZONE = "UTC"
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # servicebus before channels: its runworker (concurrent, draining) replaces channels' one.
-INSTALLED_APPS = ["servicebus", "channels", "orders"]
+INSTALLED_APPS = ["servicebus", "servicebus.outbox", "channels", "orders"]
 ASGI_APPLICATION = "orders_project.asgi.application"
 ROOT_URLCONF = "orders.urls"
 # A JSON API: no sessions, cookies, CSRF or templates.
@@ -81,6 +81,9 @@ CHANNEL_LAYERS = {
     }
 }
 SERVICEBUS = {"SERVICE_NAME": "orders", "RECEIVE_POLL": 0.5}
+# Durable events (replication of inventory's products) on the same Redis: streams and
+# channels use different keys. The consumer group is SERVICE_NAME.
+SERVICEBUS_OUTBOX = {"REDIS_URL": os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")}
 
 LOGGING = {
     "version": 1,

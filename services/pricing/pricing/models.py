@@ -1,17 +1,31 @@
-"""Pricing data: list prices, discount rules, and one payment per order."""
+"""Pricing data: a replica of inventory's products (list prices), discount rules, and
+one payment per order."""
 
 from django.db import models
 
+from servicebus.outbox import ReplicaModel
 
-class Price(models.Model):
-    """The list price of one product, in integer cents (no float money on the wire)."""
 
-    sku = models.CharField(max_length=32, unique=True)
-    unit_price_cents = models.PositiveIntegerField()
+class Product(ReplicaModel):
+    """A read-only copy of inventory's product: the list price quotes start from.
+
+    Inventory owns it; ``servicebus_consume`` applies its ``inventory.product`` events
+    here (by revision). Never edit it by hand: ``servicebus_diff`` repairs what differs.
+    """
+
+    id = models.BigIntegerField(primary_key=True)  # inventory's key
+    # Not unique: events for different products may apply out of order (a sku moved from
+    # a deleted product to a new one); unique at the source is what counts.
+    sku = models.CharField(max_length=32, db_index=True)
+    name = models.CharField(max_length=200)
+    list_price_cents = models.PositiveIntegerField()  # integer cents: no float money
     currency = models.CharField(max_length=3, default="EUR")
 
+    class Replication:
+        topic = "inventory.product"
+
     def __str__(self) -> str:
-        return f"{self.sku}: {self.unit_price_cents} {self.currency} cents"
+        return f"{self.sku}: {self.list_price_cents} {self.currency} cents"
 
 
 class Discount(models.Model):

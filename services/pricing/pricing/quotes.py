@@ -1,17 +1,23 @@
-"""Quotes: list prices minus the best discount rule that applies to each line."""
+"""Quotes: list prices minus the best discount rule that applies to each line.
+
+List prices come from the replica of inventory's products (``pricing.models.Product``);
+a sku the replica does not hold (unknown, deleted, or not replicated yet) is
+``unknown_product``.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 
-from pricing.models import Discount, Price
+from pricing.models import Discount, Product
 from servicebus import ServiceError
 
 
 def quote(items: dict[str, int], flags: Iterable[str]) -> dict:
     """Price ``items`` ({sku: qty}); rules behind a feature flag apply only if it is on."""
     flags = set(flags)
-    prices = {p.sku: p for p in Price.objects.filter(sku__in=items)}
+    # Ordered by revision: should two rows briefly share a sku (see Product), the newer wins.
+    prices = {p.sku: p for p in Product.objects.filter(sku__in=items).order_by("revision")}
     rules = [d for d in Discount.objects.all() if not d.flag or d.flag in flags]
     currencies = {p.currency for p in prices.values()}
     if len(currencies) > 1:
@@ -20,8 +26,8 @@ def quote(items: dict[str, int], flags: Iterable[str]) -> dict:
     for sku, qty in sorted(items.items()):
         price = prices.get(sku)
         if price is None:
-            raise ServiceError("unknown_sku", f"no price for {sku!r}", {"sku": sku})
-        gross = price.unit_price_cents * qty
+            raise ServiceError("unknown_product", f"pricing knows no product {sku!r}", {"sku": sku})
+        gross = price.list_price_cents * qty
         best = max(
             (rule for rule in rules if qty >= rule.min_qty),
             key=lambda rule: rule.percent_off,
@@ -35,7 +41,7 @@ def quote(items: dict[str, int], flags: Iterable[str]) -> dict:
             {
                 "sku": sku,
                 "qty": qty,
-                "unit_price_cents": price.unit_price_cents,
+                "unit_price_cents": price.list_price_cents,
                 "discount_cents": discount,
                 "total_cents": gross - discount,
             }
