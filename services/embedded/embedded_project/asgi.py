@@ -1,5 +1,6 @@
 """The embedded mode's ASGI application: the orders HTTP API, with the three services'
-workers running in this process on the in-memory channel layer."""
+workers running in this process on the in-memory channel layer, and the replicas of
+inventory's products kept up to date in-process (replication.py)."""
 
 import atexit
 import contextlib
@@ -15,6 +16,7 @@ from inventory.service import inventory  # noqa: E402
 from orders.service import orders  # noqa: E402
 from pricing.service import pricing  # noqa: E402
 
+from embedded_project.replication import start_refresher  # noqa: E402
 from servicebus.testing import serve_in_background  # noqa: E402
 
 # The in-memory layer lives on one event loop: the workers run on the sync bridge's
@@ -22,3 +24,8 @@ from servicebus.testing import serve_in_background  # noqa: E402
 _workers = contextlib.ExitStack()
 _workers.enter_context(serve_in_background(inventory, pricing, orders))
 atexit.register(_workers.close)
+
+# Product changes at inventory reach the replicas by an in-process copy (no Redis).
+_refresher = start_refresher()
+if _refresher is not None:
+    atexit.register(_refresher.stop)

@@ -21,4 +21,8 @@ class ServiceDatabaseRouter:
         return obj1._meta.app_label == obj2._meta.app_label
 
     def allow_migrate(self, db: str, app_label: str, **hints: Any) -> bool:
+        if app_label == "servicebus_outbox":
+            # Every service has its own outbox, inbox and tombstones (the library always
+            # names the database of the model it works on).
+            return True
         return db == DATABASE_FOR_APP.get(app_label, "default")

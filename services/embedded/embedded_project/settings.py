@@ -36,7 +36,15 @@ TIME_ZONE = "UTC"
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # embedded_project first: its load_sample_data (all three services) wins.
-INSTALLED_APPS = ["embedded_project", "servicebus", "channels", "inventory", "pricing", "orders"]
+INSTALLED_APPS = [
+    "embedded_project",
+    "servicebus",
+    "servicebus.outbox",
+    "channels",
+    "inventory",
+    "pricing",
+    "orders",
+]
 ASGI_APPLICATION = "embedded_project.asgi.application"
 ROOT_URLCONF = "orders.urls"
 MIDDLEWARE: list[str] = []
@@ -57,6 +65,9 @@ CHANNEL_LAYERS = {
     }
 }
 SERVICEBUS = {"SERVICE_NAME": "orders", "RECEIVE_POLL": 0.5}
+# No Redis here: inventory's events stay in its outbox table, unpublished. The replicas
+# are copied in-process instead (dump and load, see replication.py).
+SERVICEBUS_OUTBOX = {"PUBLISH_ON_COMMIT": False}
 
 LOGGING = {
     "version": 1,
