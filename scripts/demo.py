@@ -2,8 +2,11 @@
 
 Redis mode: a Redis (REDIS_URL, else one answering on 127.0.0.1:6379, else a private
 redis-server on a free port), three ``runworker`` processes and daphne for the orders
-HTTP API. Embedded mode (``--embedded``, or when no Redis can be had): the same
-services in one daphne process on the in-memory channel layer.
+HTTP API, plus replication of inventory's products: an initial
+``servicebus_dump | servicebus_load`` into pricing and orders, then inventory's
+``servicebus_relay`` and a ``servicebus_consume`` per service carry every later change.
+Embedded mode (``--embedded``, or when no Redis can be had): the same services in one
+daphne process on the in-memory channel layer, replicas copied in-process.
 """
 
 from __future__ import annotations
@@ -184,6 +187,29 @@ def start_over_redis(procs: Processes, data_dir: Path, port: int, redis_url: str
 
     with ThreadPoolExecutor(len(SERVICES)) as pool:  # three databases, side by side
         list(pool.map(prepare, SERVICES))
+    # The initial copy of inventory's products into the replicas (the documented path:
+    # loading applies revisions, so the same events arriving later change nothing).
+    dump = data_dir / "inventory-products.jsonl"
+    manage("inventory", ["servicebus_dump", "inventory.Product"], envs["inventory"], stdout=dump)
+    for service in ("pricing", "orders"):
+        manage(
+            service, ["servicebus_load", f"{service}.Product", "--file", str(dump)], envs[service]
+        )
+    # Durable events: inventory's relay publishes what on-commit publishing missed; each
+    # service's consumer applies them (inventory's answers servicebus_diff re-sync requests).
+    procs.start(
+        "inventory-relay",
+        [PYTHON, "manage.py", "servicebus_relay"],
+        cwd=SERVICES_DIR / "inventory",
+        env=envs["inventory"],
+    )
+    for service in SERVICES:
+        procs.start(
+            f"{service}-consumer",
+            [PYTHON, "manage.py", "servicebus_consume"],
+            cwd=SERVICES_DIR / service,
+            env=envs[service],
+        )
     for service in SERVICES:
         procs.start(
             f"{service}-worker",
@@ -208,14 +234,19 @@ def start_embedded(procs: Processes, data_dir: Path, port: int) -> None:
     procs.start("embedded", daphne(port, "embedded_project"), SERVICES_DIR / "embedded", env)
 
 
-def manage(service: str, command: list[str], env: dict[str, str]) -> None:
-    subprocess.run(
-        [PYTHON, "manage.py", *command],
-        cwd=SERVICES_DIR / service,
-        env={**os.environ, **env},
-        check=True,
-        timeout=120,
-    )
+def manage(
+    service: str, command: list[str], env: dict[str, str], stdout: Path | None = None
+) -> None:
+    """Run a management command of a service to completion (its output to ``stdout``)."""
+    with open(stdout, "wb") if stdout else contextlib.nullcontext() as out:
+        subprocess.run(
+            [PYTHON, "manage.py", *command],
+            cwd=SERVICES_DIR / service,
+            env={**os.environ, **env},
+            stdout=out,
+            check=True,
+            timeout=120,
+        )
 
 
 def daphne(port: int, project: str) -> list[str]:
