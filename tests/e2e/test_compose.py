@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 
@@ -29,8 +30,23 @@ def test_compose_file_is_valid() -> None:
 
 def test_compose_runs_one_worker_per_service_and_daphne() -> None:
     text = (ROOT / "docker-compose.yml").read_text()
-    for command in ("runworker inventory.request", "runworker pricing.request"):
-        assert command in text
-    assert '"runworker", "orders.request"' in text
+    for service in ("inventory", "pricing", "orders"):
+        assert f'"runworker", "{service}.request"' in text
     assert '"daphne"' in text
     assert (ROOT / "Dockerfile").is_file()
+
+
+def compose_service(text: str, name: str) -> str:
+    """The text of one service's block in docker-compose.yml (no YAML parser needed)."""
+    match = re.search(rf"^  {re.escape(name)}:\n((?:    .*\n|\s*\n)+)", text, re.MULTILINE)
+    assert match, f"no service {name}"
+    return match.group(1)
+
+
+def test_compose_runs_the_relay_and_a_consumer_per_service() -> None:
+    text = (ROOT / "docker-compose.yml").read_text()
+    assert "servicebus_relay" in compose_service(text, "inventory-relay")
+    assert "<<: *inventory" in compose_service(text, "inventory-relay")
+    for service in ("inventory", "pricing", "orders"):
+        block = compose_service(text, f"{service}-consumer")
+        assert "servicebus_consume" in block and f"<<: *{service}" in block

@@ -39,6 +39,10 @@ def test_demo_over_redis(redis_url: str, tmp_path) -> None:
     # The correlation ID in the logs of every process.
     for process in ("inventory-worker", "pricing-worker", "orders-http"):
         assert f"  {process} " in out
+    # Replication: the initial copy, then inventory's relay and a consumer per service.
+    assert "dumped 4 row(s) of inventory.Product" in out
+    for process in ("inventory-relay", "inventory-consumer", "pricing-consumer", "orders-consumer"):
+        assert f"started {process} " in out
     assert "stopped" in out
 
 
