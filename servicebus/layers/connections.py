@@ -10,6 +10,8 @@ from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from .wire import close_lane
+
 MIN_REDIS_VERSION = (7, 0)
 
 #: Errors that mean "Redis is unreachable right now"; the client maps them to BusUnavailable.
@@ -98,4 +100,5 @@ class ShardClients:
     async def aclose(self) -> None:
         """Close both pools' connections."""
         for client in (self.commands, self.blocking):
+            await close_lane(client.connection_pool)
             await client.aclose(close_connection_pool=True)

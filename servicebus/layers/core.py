@@ -18,6 +18,7 @@ from .connections import TRANSIENT_ERRORS, ShardClients
 from .drain import Drainer, LocalBuffers
 from .loops import LoopState, close_with_loop
 from .scripts import DELETE_PREFIX, GROUP_MEMBERS, SEND_MANY
+from .wire import lane_of, pack
 
 logger = logging.getLogger(__name__)
 
@@ -34,6 +35,9 @@ STAT_NAMES = (
 
 # Below this a BZMPOP timeout rounds to 0 ms, which Redis reads as "block forever".
 _MIN_BLOCK = 0.01
+
+# Idle pop connections kept per (loop, shard): one per channel popped concurrently.
+_POP_LANE_KEEP = 16
 
 
 class RedisChannelLayer(StockRedisChannelLayer):
@@ -206,7 +210,10 @@ class RedisChannelLayer(StockRedisChannelLayer):
                         args: tuple[Any, ...] = ("ZMPOP", 1, key, "MIN", "COUNT", max_count)
                     else:
                         args = ("BZMPOP", block, 1, key, "MIN", "COUNT", max_count)
-                    task = asyncio.ensure_future(clients.blocking.execute_command(*args))
+                    # Hand-packed on a held connection of the blocking pool (wire.Lane);
+                    # its socket timeout (block_timeout + >= 1 s) outlasts the block.
+                    lane = lane_of(clients.blocking.connection_pool, _POP_LANE_KEEP)
+                    task = asyncio.ensure_future(lane.call(pack(args)))
                 reply = await self._await_pop(state, channel, task)
             except AuthenticationError:
                 raise  # a ConnectionError subclass, but no retry can fix it

@@ -20,6 +20,7 @@ from redis.asyncio.connection import Connection
 from redis.exceptions import AuthenticationError
 
 from .connections import TRANSIENT_ERRORS
+from .wire import pack, roundtrip
 
 logger = logging.getLogger(__name__)
 
@@ -163,6 +164,7 @@ class Drainer:
         self._stats = stats
         self._conn: Connection | None = None
         self._client_id: int | None = None
+        self._pop_command = pack(("BZMPOP", block_timeout, 1, key, "MIN", "COUNT", batch))
 
     async def run(self) -> None:
         """Drain until cancelled; outages are logged and retried with a short backoff."""
@@ -214,10 +216,7 @@ class Drainer:
             raise
 
     async def _send_and_read(self, conn: Connection) -> Any:
-        await conn.send_command(
-            "BZMPOP", self._block_timeout, 1, self._key, "MIN", "COUNT", self._batch
-        )
-        return await conn.read_response()
+        return await roundtrip(conn, self._pop_command)
 
     async def _unblock(self, pop: asyncio.Future[Any]) -> None:
         # Cancelling the pop would drop what Redis may already have popped for us.

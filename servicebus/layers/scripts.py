@@ -9,17 +9,9 @@ from typing import Any
 from redis.asyncio import Redis
 from redis.exceptions import NoScriptError
 
+from .wire import bulk, lane_of, pack
 
-def _bulk(value: Any) -> bytes:
-    if type(value) is bytes:
-        data = value
-    elif isinstance(value, str):
-        data = value.encode()
-    elif isinstance(value, float):
-        data = repr(value).encode()
-    else:
-        data = str(value).encode()
-    return b"$%d\r\n%b\r\n" % (len(data), data)
+_bulk = bulk
 
 
 class LuaScript:
@@ -38,7 +30,8 @@ class LuaScript:
             return await self._evalsha(client, keys, args)
         except NoScriptError:
             # EVAL both runs and caches the script, so the next EVALSHA hits.
-            return await client.execute_command("EVAL", self.source, len(keys), *keys, *args)
+            command = pack(("EVAL", self.source, len(keys), *keys, *args))
+            return await lane_of(client.connection_pool).call(command)
 
     async def _evalsha(self, client: Redis, keys: Sequence[Any], args: Sequence[Any]) -> Any:
         # Packing the RESP command here is several times cheaper than redis-py's
@@ -47,15 +40,8 @@ class LuaScript:
         parts.append(_bulk(len(keys)))
         parts.extend(map(_bulk, keys))
         parts.extend(map(_bulk, args))
-        pool = client.connection_pool
-        conn = await pool.get_connection()
-        try:
-            await conn.send_packed_command(b"".join(parts), check_health=False)
-            return await conn.read_response()
-        finally:
-            # On errors redis-py has already disconnected the connection; the pool
-            # reconnects it on next use.
-            await pool.release(conn)
+        # A held connection of the client's pool (see wire.Lane): no checkout per call.
+        return await lane_of(client.connection_pool).call(b"".join(parts))
 
 
 # KEYS: n channel keys (repeats allowed).

@@ -79,8 +79,10 @@ class _NoScriptYet:
     async def send_packed_command(self, packed: bytes, check_health: bool = True) -> None:
         self.calls.append(packed.split(b"\r\n")[2].decode())
 
-    async def read_response(self) -> None:
-        raise NoScriptError("NOSCRIPT No matching script")
+    async def read_response(self) -> str:
+        if self.calls[-1] == "EVALSHA":
+            raise NoScriptError("NOSCRIPT No matching script")
+        return "ran"
 
     async def execute_command(self, *args: Any) -> str:
         self.calls.append(args[0])

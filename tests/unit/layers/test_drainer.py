@@ -20,6 +20,9 @@ class FakeConnection:
     async def send_command(self, *args: Any) -> None:
         self.pending.append(args)
 
+    async def send_packed_command(self, packed: bytes, check_health: bool = True) -> None:
+        self.pending.append((packed.split(b"\r\n")[2].decode(),))
+
     async def read_response(self) -> Any:
         command = self.pending.pop(0)
         if command[0] == "CLIENT":
