@@ -191,10 +191,14 @@ def start_over_redis(procs: Processes, data_dir: Path, port: int, redis_url: str
     # loading applies revisions, so the same events arriving later change nothing).
     dump = data_dir / "inventory-products.jsonl"
     manage("inventory", ["servicebus_dump", "inventory.Product"], envs["inventory"], stdout=dump)
-    for service in ("pricing", "orders"):
+
+    def load(service: str) -> None:
         manage(
             service, ["servicebus_load", f"{service}.Product", "--file", str(dump)], envs[service]
         )
+
+    with ThreadPoolExecutor(2) as pool:  # both replicas at once
+        list(pool.map(load, ("pricing", "orders")))
     # Durable events: inventory's relay publishes what on-commit publishing missed; each
     # service's consumer applies them (inventory's answers servicebus_diff re-sync requests).
     procs.start(

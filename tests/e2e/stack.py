@@ -184,8 +184,13 @@ def start_stack(
     stack.service_envs = {service: service_env(service) for service in SERVICES}
     # The documented initial copy: a full dump of the source, loaded into each replica.
     dump = stack.manage("inventory", "servicebus_dump", "inventory.Product")
-    for service in ("pricing", "orders"):
-        stack.manage(service, "servicebus_load", f"{service}.Product", stdin=dump)
+    with ThreadPoolExecutor(2) as pool:
+        loads = [
+            pool.submit(stack.manage, service, "servicebus_load", f"{service}.Product", stdin=dump)
+            for service in ("pricing", "orders")
+        ]
+        for load in loads:
+            load.result()
     try:
         if replication:
             start_replication(stack)

@@ -32,7 +32,8 @@ class Product(ReplicaModel):
 
 def product_names(skus) -> dict[str, str]:
     """{sku: name} from the replica, for the skus it holds."""
-    rows = Product.objects.filter(sku__in=set(skus)).order_by("revision")
+    # By key: should two rows briefly share a sku, the newer product's name wins.
+    rows = Product.objects.filter(sku__in=set(skus)).order_by("id")
     return dict(rows.values_list("sku", "name"))
 
 

@@ -16,8 +16,9 @@ from servicebus import ServiceError
 def quote(items: dict[str, int], flags: Iterable[str]) -> dict:
     """Price ``items`` ({sku: qty}); rules behind a feature flag apply only if it is on."""
     flags = set(flags)
-    # Ordered by revision: should two rows briefly share a sku (see Product), the newer wins.
-    prices = {p.sku: p for p in Product.objects.filter(sku__in=items).order_by("revision")}
+    # Ordered by key: should two rows briefly share a sku (see Product), the newer product
+    # (inventory's keys only grow) wins.
+    prices = {p.sku: p for p in Product.objects.filter(sku__in=items).order_by("id")}
     rules = [d for d in Discount.objects.all() if not d.flag or d.flag in flags]
     currencies = {p.currency for p in prices.values()}
     if len(currencies) > 1:
