@@ -5,12 +5,16 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import random
+import threading
 import time
 from collections import deque
 from typing import Any
 
+import msgpack
 from channels.exceptions import ChannelFull
 from channels_redis.core import RedisChannelLayer as StockRedisChannelLayer
+from channels_redis.serializers import MsgPackSerializer
 from redis.exceptions import AuthenticationError
 
 from .batching import SendCoalescer
@@ -35,6 +39,9 @@ STAT_NAMES = (
 
 # Below this a BZMPOP timeout rounds to 0 ms, which Redis reads as "block forever".
 _MIN_BLOCK = 0.01
+
+# Bound of the per-layer cache of validated channel names (cleared when reached).
+_MAX_CACHED_NAMES = 4096
 
 # Idle pop connections kept per (loop, shard): one per channel popped concurrently.
 _POP_LANE_KEEP = 16
@@ -100,6 +107,17 @@ class RedisChannelLayer(StockRedisChannelLayer):
         self._buffers = LocalBuffers(self.get_capacity, expiry, self.stats)
         # Raw (member, score) pairs popped for a receive_many that was cancelled meanwhile.
         self._leftovers: dict[str, deque[list[Any]]] = {}
+        # Validated channel names -> (key, capacity, shard, local); see _send_target.
+        self._targets: dict[str, tuple[str, int, int, bool]] = {}
+        self._receivable: set[str] = set()
+        # Stock msgpack format without encryption: pack with a reused Packer per thread
+        # (msgpack.packb builds a Packer and its buffer per call). Same bytes on the wire.
+        self._fast_msgpack = (
+            type(self._serializer) is MsgPackSerializer
+            and self._serializer.crypter is None
+            and self._serializer.random_prefix_length == random_prefix_length
+        )
+        self._packers = threading.local()
 
     # ---- connections ----------------------------------------------------------------
 
@@ -141,22 +159,50 @@ class RedisChannelLayer(StockRedisChannelLayer):
                 )
         return coalescer
 
+    def serialize(self, message: dict[str, Any]) -> bytes:
+        """channels_redis's format: random prefix + msgpack (or encrypted)."""
+        if not self._fast_msgpack:
+            return super().serialize(message)
+        packers = self._packers
+        try:
+            packer = packers.packer
+        except AttributeError:
+            packer = packers.packer = msgpack.Packer()
+        prefix_length = self._serializer.random_prefix_length
+        if prefix_length > 0:
+            return random.randbytes(prefix_length) + packer.pack(message)
+        return packer.pack(message)
+
     # ---- send / receive -----------------------------------------------------------
+
+    def _send_target(self, channel: str) -> tuple[str, int, int, bool]:
+        """(key, capacity, shard, local) of a valid channel name, computed once per name."""
+        target = self._targets.get(channel)
+        if target is None:
+            assert self.require_valid_channel_name(channel), "Channel name not valid"
+            local = "!" in channel
+            name = self.non_local_name(channel) if local else channel
+            # Every channel kind hashes its non-local name, so send and receive agree.
+            target = (
+                self.prefix + name,
+                self.get_capacity(channel),
+                self.consistent_hash(name),
+                local,
+            )
+            if len(self._targets) >= _MAX_CACHED_NAMES:
+                self._targets.clear()
+            self._targets[channel] = target
+        return target
 
     async def send(self, channel: str, message: dict[str, Any]) -> None:
         """Send a message; raises ChannelFull at once when the channel is at capacity."""
         assert isinstance(message, dict), "message is not a dict"
-        assert self.require_valid_channel_name(channel), "Channel name not valid"
         assert "__asgi_channel__" not in message
-        name = channel
-        if "!" in channel:
+        key, capacity, index, local = self._send_target(channel)
+        if local:
             message = {**message, "__asgi_channel__": channel}
-            name = self.non_local_name(channel)
-        # Every channel kind hashes its non-local name, so send and receive agree on the shard.
-        coalescer = await self._coalescer(self.consistent_hash(name))
-        status = await coalescer.submit(
-            self.prefix + name, self.serialize(message), self.get_capacity(channel)
-        )
+        coalescer = self._state().coalescers.get(index) or await self._coalescer(index)
+        status = await coalescer.submit(key, self.serialize(message), capacity)
         if not status:
             self.stats["channel_full"] += 1
             raise ChannelFull(channel)
@@ -179,7 +225,11 @@ class RedisChannelLayer(StockRedisChannelLayer):
         """
         if "!" in channel:
             raise ValueError("receive_many() is for normal channels; use receive() for '!'")
-        assert self.require_valid_channel_name(channel, receive=True), "Channel name not valid"
+        if channel not in self._receivable:
+            assert self.require_valid_channel_name(channel, receive=True), "Channel name not valid"
+            if len(self._receivable) >= _MAX_CACHED_NAMES:
+                self._receivable.clear()
+            self._receivable.add(channel)
         if max_count < 1:
             raise ValueError("max_count must be at least 1")
         deadline = None if timeout is None else time.monotonic() + timeout
