@@ -103,11 +103,11 @@ class Stack:
     def lines(self, service: str) -> list[str]:
         return list(self.workers[service].lines)
 
-    def manage(self, service: str, *args: str, stdin: str | None = None) -> str:
+    def manage(self, service: str, *args: str, stdin: str | None = None, **env: str) -> str:
         """Run a service's management command to completion; its stdout."""
         result = subprocess.run(
             _manage(service, *args),
-            env={**os.environ, **self.service_envs[service]},
+            env={**os.environ, **self.service_envs[service], **env},
             input=stdin,
             capture_output=True,
             text=True,

@@ -25,6 +25,14 @@ def stack(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
     yield running
     running.stop()
     assert not running.crashes()
+    # Nothing failed or was dead-lettered on the way.
+    errors = [
+        f"{proc.name}: {line}"
+        for proc in running.replication.values()
+        for line in proc.lines
+        if " ERROR " in line or "WARNING" in line
+    ]
+    assert not errors, errors
 
 
 def wait_until(check: Callable[[], Any], what: str, timeout: float = 15.0) -> Any:
@@ -83,6 +91,21 @@ def test_new_and_changed_products_reach_both_replicas(stack: Stack) -> None:
     assert resp.status == 201, resp.body
     assert resp.body["order"]["total_cents"] == 3 * 950
     assert resp.body["order"]["items"][0]["name"] == "Newer mug"
+
+
+def test_the_relay_publishes_what_was_not_published_on_commit(stack: Stack) -> None:
+    # Without the on-commit publish the event waits in inventory's outbox for the relay.
+    stack.manage(
+        "inventory", "set_product", "MUG-01", "--price", "1250", OUTBOX_PUBLISH_ON_COMMIT="0"
+    )
+    rev = source_revision(stack, "MUG-01")
+    wait_until(lambda: replica(stack, "pricing", "MUG-01")[2:] == (1250, rev), "pricing")
+    wait_until(lambda: replica(stack, "orders", "MUG-01")[2] == rev, "orders")
+    unpublished = "SELECT count(*) FROM servicebus_outbox_outboxevent WHERE published_at IS NULL"
+    wait_until(lambda: stack.query("inventory", unpublished) == [(0,)], "relay marked it")
+    resp = stack.order([{"sku": "MUG-01", "qty": 1}])
+    assert resp.status == 201 and resp.body["order"]["total_cents"] == 1250, resp.body
+    stack.manage("inventory", "set_product", "MUG-01", "--price", "1200")
 
 
 def test_stock_changes_publish_nothing(stack: Stack) -> None:

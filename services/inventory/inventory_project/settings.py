@@ -1,7 +1,8 @@
 """Settings for the inventory service: products and stock, served on ``inventory.request``.
 
 Configured from the environment (twelve-factor): DATABASE_URL, REDIS_URL,
-SERVICEBUS_LAYER_BACKEND, CHANNEL_CAPACITY, DJANGO_SECRET_KEY, DJANGO_DEBUG.
+SERVICEBUS_LAYER_BACKEND, CHANNEL_CAPACITY, OUTBOX_PUBLISH_ON_COMMIT, DJANGO_SECRET_KEY,
+DJANGO_DEBUG.
 """
 
 import importlib.util
@@ -75,7 +76,11 @@ CHANNEL_LAYERS = {
 SERVICEBUS = {"SERVICE_NAME": "inventory", "RECEIVE_POLL": 0.5}
 # Durable events (replication of inventory's products) on the same Redis: streams and
 # channels use different keys. The consumer group is SERVICE_NAME.
-SERVICEBUS_OUTBOX = {"REDIS_URL": os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")}
+SERVICEBUS_OUTBOX = {
+    "REDIS_URL": os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0"),
+    # 0: events wait in the outbox for servicebus_relay (no publish right after commit).
+    "PUBLISH_ON_COMMIT": os.environ.get("OUTBOX_PUBLISH_ON_COMMIT", "1") != "0",
+}
 
 LOGGING = {
     "version": 1,

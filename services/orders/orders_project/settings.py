@@ -1,8 +1,8 @@
 """Settings for the orders service: the order saga, its HTTP API and ``orders.request``.
 
 Configured from the environment (twelve-factor): DATABASE_URL, REDIS_URL,
-SERVICEBUS_LAYER_BACKEND, CHANNEL_CAPACITY, DJANGO_SECRET_KEY, DJANGO_DEBUG,
-DJANGO_ALLOWED_HOSTS, ORDERS_CALL_TIMEOUT.
+SERVICEBUS_LAYER_BACKEND, CHANNEL_CAPACITY, OUTBOX_PUBLISH_ON_COMMIT, DJANGO_SECRET_KEY,
+DJANGO_DEBUG, DJANGO_ALLOWED_HOSTS, ORDERS_CALL_TIMEOUT.
 """
 
 import importlib.util
@@ -83,7 +83,11 @@ CHANNEL_LAYERS = {
 SERVICEBUS = {"SERVICE_NAME": "orders", "RECEIVE_POLL": 0.5}
 # Durable events (replication of inventory's products) on the same Redis: streams and
 # channels use different keys. The consumer group is SERVICE_NAME.
-SERVICEBUS_OUTBOX = {"REDIS_URL": os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")}
+SERVICEBUS_OUTBOX = {
+    "REDIS_URL": os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0"),
+    # 0: events wait in the outbox for servicebus_relay (no publish right after commit).
+    "PUBLISH_ON_COMMIT": os.environ.get("OUTBOX_PUBLISH_ON_COMMIT", "1") != "0",
+}
 
 LOGGING = {
     "version": 1,
