@@ -1,4 +1,5 @@
-"""The services' settings: DATABASE_URL parsing (each service carries its own copy)."""
+"""The services' settings: DATABASE_URL parsing (each service carries its own copy),
+the layer backend, and durable events on the same Redis."""
 
 from __future__ import annotations
 
@@ -47,3 +48,18 @@ def test_layer_backend_defaults_to_servicebus_layers(service: str, monkeypatch) 
     monkeypatch.delenv("SERVICEBUS_LAYER_BACKEND", raising=False)
     backend = load_settings(service).CHANNEL_LAYERS["default"]["BACKEND"]
     assert backend == "servicebus.layers.RedisChannelLayer"
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_durable_events_use_the_services_redis(service: str, monkeypatch) -> None:
+    monkeypatch.setenv("REDIS_URL", "redis://events.local:6380/3")
+    monkeypatch.delenv("OUTBOX_PUBLISH_ON_COMMIT", raising=False)
+    settings = load_settings(service)
+    assert "servicebus.outbox" in settings.INSTALLED_APPS
+    assert settings.SERVICEBUS_OUTBOX == {
+        "REDIS_URL": "redis://events.local:6380/3",
+        "PUBLISH_ON_COMMIT": True,
+    }
+    assert settings.CHANNEL_LAYERS["default"]["CONFIG"]["hosts"] == ["redis://events.local:6380/3"]
+    monkeypatch.setenv("OUTBOX_PUBLISH_ON_COMMIT", "0")
+    assert load_settings(service).SERVICEBUS_OUTBOX["PUBLISH_ON_COMMIT"] is False
