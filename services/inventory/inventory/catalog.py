@@ -40,6 +40,10 @@ def upsert_product(
         )
         if value is not None
     }
+    if changes.get("name") == "" or (currency is not None and len(currency) != 3):
+        raise ServiceError("bad_product", "a product needs a name and a 3-letter currency")
+    if min(list_price_cents or 0, stock or 0) < 0:
+        raise ServiceError("bad_product", "list price and stock cannot be negative")
     with atomic():
         # Locked: two concurrent edits of one product apply one after the other.
         product = Product.objects.select_for_update().filter(sku=sku).first()

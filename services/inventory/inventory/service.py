@@ -97,8 +97,6 @@ def update_product(request: Request) -> dict:
                 f"{name!r} must be a {'non-negative ' if kind is int else ''}{kind.__name__}"
             )
         fields[name] = value
-    if fields["currency"] is not None and len(fields["currency"]) != 3:
-        raise BadRequest("'currency' must be a 3-letter code")
     logger.info("update_product %s %s", sku, {k: v for k, v in fields.items() if v is not None})
     product, created = catalog.upsert_product(sku, **fields)
     return {"product": product.as_dict(), "created": created}
