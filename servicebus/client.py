@@ -8,6 +8,7 @@ round trip to wait, and a late reply is counted and dropped.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 import uuid
@@ -145,6 +146,24 @@ def _router_for(layer: Any) -> ReplyRouter:
     return router
 
 
+def _send_error(exc: BaseException, channel: str) -> BaseException:
+    if isinstance(exc, ChannelFull):
+        metrics.inc("calls_backpressure")
+        return Backpressure(f"{channel} is at capacity; nothing was sent")
+    if isinstance(exc, _UNAVAILABLE):
+        return BusUnavailable(f"cannot reach the channel layer: {exc}")
+    return exc
+
+
+def _send_failed(reply: asyncio.Future[Reply], channel: str, sent: asyncio.Future[None]) -> None:
+    if sent.cancelled():
+        error: BaseException | None = BusUnavailable("the send was cancelled (layer closing)")
+    else:
+        error = sent.exception()
+    if error is not None and not reply.done():
+        reply.set_exception(_send_error(error, channel))
+
+
 def _expire(future: asyncio.Future[Reply]) -> None:
     if not future.done():
         future.set_exception(TimeoutError())
@@ -215,13 +234,18 @@ async def acall(
     )
     future = router.expect(request_id)
     try:
-        try:
-            await layer.send(channel, message)
-        except ChannelFull:
-            metrics.inc("calls_backpressure")
-            raise Backpressure(f"{channel} is at capacity; nothing was sent") from None
-        except _UNAVAILABLE as exc:
-            raise BusUnavailable(f"cannot reach the channel layer: {exc}") from exc
+        send_nowait = getattr(layer, "send_nowait", None)
+        if send_nowait is not None:
+            # Wait for the send's outcome and the reply together: a refused send fails
+            # the call at once, an accepted one costs no extra task switch.
+            send_nowait(channel, message).add_done_callback(
+                functools.partial(_send_failed, future, channel)
+            )
+        else:
+            try:
+                await layer.send(channel, message)
+            except (ChannelFull, *_UNAVAILABLE) as exc:
+                raise _send_error(exc, channel) from exc
         handle = asyncio.get_running_loop().call_later(wait, _expire, future)
         try:
             reply = await future

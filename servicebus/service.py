@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import functools
 import inspect
 import logging
 import time
@@ -215,18 +216,35 @@ class Service:
             _current.reset(token)
 
     async def _send_reply(self, layer: Any, reply_to: str, reply: dict[str, Any], cid: str) -> None:
+        send_nowait = getattr(layer, "send_nowait", None)
         try:
-            await layer.send(reply_to, reply)
+            if send_nowait is not None:
+                # The handler's slot frees without waiting for Redis to confirm; a
+                # failure is still counted and logged. layer.close() flushes what is queued.
+                send_nowait(reply_to, reply).add_done_callback(
+                    functools.partial(self._reply_sent, reply_to, cid)
+                )
+            else:
+                await layer.send(reply_to, reply)
         except Exception as exc:
-            metrics.inc("replies_undeliverable")
-            logger.warning(
-                "%s: reply to %s not delivered: %r [%s]",
-                self.name,
-                reply_to,
-                exc,
-                cid,
-                extra={"correlation_id": cid},
-            )
+            self._reply_failed(reply_to, cid, exc)
+
+    def _reply_sent(self, reply_to: str, cid: str, sent: asyncio.Future[None]) -> None:
+        if sent.cancelled():
+            self._reply_failed(reply_to, cid, asyncio.CancelledError())
+        elif (exc := sent.exception()) is not None:
+            self._reply_failed(reply_to, cid, exc)
+
+    def _reply_failed(self, reply_to: str, cid: str, exc: BaseException) -> None:
+        metrics.inc("replies_undeliverable")
+        logger.warning(
+            "%s: reply to %s not delivered: %r [%s]",
+            self.name,
+            reply_to,
+            exc,
+            cid,
+            extra={"correlation_id": cid},
+        )
 
 
 class ServiceConsumer:

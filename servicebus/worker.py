@@ -72,7 +72,7 @@ class Worker:
         *,
         concurrency: int | None = None,
         drain_timeout: float | None = None,
-        max_batch: int = 64,
+        max_batch: int | None = None,
     ) -> None:
         settings = get_settings()
         if not targets:
@@ -82,7 +82,7 @@ class Worker:
         self.concurrency = concurrency or settings.WORKER_CONCURRENCY
         self.drain_timeout = settings.DRAIN_TIMEOUT if drain_timeout is None else drain_timeout
         self.poll = settings.RECEIVE_POLL
-        self.max_batch = max_batch
+        self.max_batch = max_batch or settings.WORKER_BATCH
         self.executor = ThreadPoolExecutor(
             self.concurrency, thread_name_prefix="servicebus-handler"
         )
@@ -151,7 +151,8 @@ class Worker:
             stopping.cancel()
             if not receive.done():
                 receive.cancel()
-        if receive.cancelled():
+        # A receive cancelled just now may not have finished cancelling yet.
+        if not receive.done() or receive.cancelled():
             return []
         return [receive.result()]
 

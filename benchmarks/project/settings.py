@@ -11,10 +11,20 @@ ASGI_APPLICATION = "benchmarks.project.asgi.application"
 CHANNEL_LAYERS = {
     "default": {
         "BACKEND": os.environ.get("BENCH_LAYER", "servicebus.layers.RedisChannelLayer"),
-        "CONFIG": {"hosts": [os.environ["BENCH_REDIS_URL"]], "capacity": 2000},
+        "CONFIG": {
+            "hosts": [os.environ["BENCH_REDIS_URL"]],
+            "capacity": 2000,
+            "max_batch": int(os.environ.get("BENCH_MAX_BATCH", "64")),
+            "drain_batch": int(os.environ.get("BENCH_DRAIN_BATCH", "64")),
+        },
     }
 }
-SERVICEBUS = {"SERVICE_NAME": "bench", "WORKER_CONCURRENCY": 256, "MAX_BODY_SIZE": 4 * 1024 * 1024}
+SERVICEBUS = {
+    "SERVICE_NAME": "bench",
+    "WORKER_CONCURRENCY": 256,
+    "WORKER_BATCH": int(os.environ.get("BENCH_WORKER_BATCH", "16")),
+    "MAX_BODY_SIZE": 4 * 1024 * 1024,
+}
 LOGGING = {
     "version": 1,
     "handlers": {"stderr": {"class": "logging.StreamHandler"}},

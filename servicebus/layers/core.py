@@ -129,6 +129,11 @@ class RedisChannelLayer(StockRedisChannelLayer):
             close_with_loop(loop, functools.partial(self._loops.pop, loop, None))
         return state
 
+    def _ready_coalescer(self, index: int) -> SendCoalescer | None:
+        """This loop's coalescer for shard ``index`` if it exists already (no await)."""
+        state = self._loops.get(asyncio.get_running_loop())
+        return state.coalescers.get(index) if state is not None else None
+
     async def _shard(self, state: LoopState, index: int) -> ShardClients:
         clients = state.shards.get(index)
         if clients is None:
@@ -201,11 +206,46 @@ class RedisChannelLayer(StockRedisChannelLayer):
         key, capacity, index, local = self._send_target(channel)
         if local:
             message = {**message, "__asgi_channel__": channel}
-        coalescer = self._state().coalescers.get(index) or await self._coalescer(index)
+        coalescer = self._ready_coalescer(index) or await self._coalescer(index)
         status = await coalescer.submit(key, self.serialize(message), capacity)
         if not status:
             self.stats["channel_full"] += 1
             raise ChannelFull(channel)
+
+    def send_nowait(self, channel: str, message: dict[str, Any]) -> asyncio.Future[None]:
+        """Queue a send without waiting for Redis; the future fails with ChannelFull etc.
+
+        For callers that have something else to wait for (a reply): it saves a task
+        switch per message. Serialization errors still raise here, before anything is sent.
+        """
+        assert isinstance(message, dict), "message is not a dict"
+        assert "__asgi_channel__" not in message
+        key, capacity, index, local = self._send_target(channel)
+        coalescer = self._ready_coalescer(index)
+        loop = asyncio.get_running_loop()
+        if coalescer is None:
+            # First send of this loop to that shard: connecting needs an await.
+            return loop.create_task(self.send(channel, message))
+        if local:
+            message = {**message, "__asgi_channel__": channel}
+        status = coalescer.submit(key, self.serialize(message), capacity)
+        done: asyncio.Future[None] = loop.create_future()
+
+        def settle(future: asyncio.Future[int]) -> None:
+            if done.done():
+                return
+            if future.cancelled():
+                done.cancel()
+            elif (exc := future.exception()) is not None:
+                done.set_exception(exc)
+            elif not future.result():
+                self.stats["channel_full"] += 1
+                done.set_exception(ChannelFull(channel))
+            else:
+                done.set_result(None)
+
+        status.add_done_callback(settle)
+        return done
 
     async def receive(self, channel: str) -> dict[str, Any]:
         """Wait for the next message on ``channel`` (normal or ``!``)."""
