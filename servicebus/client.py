@@ -99,9 +99,14 @@ class ReplyRouter:
 
     async def _listen(self, channel: str) -> None:
         backoff = 0.05
+        receive_many = getattr(self.layer, "receive_many", None)
         while True:
             try:
-                message = await self.layer.receive(channel)
+                if receive_many is not None:
+                    # Every reply already in the process in one wake-up, not one each.
+                    messages = await receive_many(channel, 256)
+                else:
+                    messages = [await self.layer.receive(channel)]
                 backoff = 0.05
             except asyncio.CancelledError:
                 raise
@@ -111,16 +116,20 @@ class ReplyRouter:
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 1.0)
                 continue
-            reply = parse_reply(message)
-            if reply is None:
-                metrics.inc("replies_malformed")
-                logger.warning("dropped a message on %s that is not a reply", channel)
-                continue
-            future = self._waiters.pop(reply.id, None)
-            if future is None or future.done():
-                metrics.inc("replies_late")
-                continue
-            future.set_result(reply)
+            for message in messages:
+                self._deliver(channel, message)
+
+    def _deliver(self, channel: str, message: Any) -> None:
+        reply = parse_reply(message)
+        if reply is None:
+            metrics.inc("replies_malformed")
+            logger.warning("dropped a message on %s that is not a reply", channel)
+            return
+        future = self._waiters.pop(reply.id, None)
+        if future is None or future.done():
+            metrics.inc("replies_late")
+            return
+        future.set_result(reply)
 
 
 _routers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[int, ReplyRouter]] = (

@@ -258,13 +258,23 @@ class RedisChannelLayer(StockRedisChannelLayer):
     ) -> list[dict[str, Any]]:
         """Pop up to ``max_count`` messages of a normal channel in one round trip.
 
+        On a ``!`` channel it takes up to ``max_count`` messages already drained.
         Waits up to ``timeout`` seconds (None: forever) for at least one; ``[]`` on timeout.
         Cancelling a call never cancels its pop: the next receive/receive_many on the
         same channel (same loop) adopts it, or its messages are kept in a local buffer
         for the next call (``stats["kept_after_cancel"]``).
         """
         if "!" in channel:
-            raise ValueError("receive_many() is for normal channels; use receive() for '!'")
+            # Already popped into this process: hand over what is buffered, in one wake.
+            if max_count < 1:
+                raise ValueError("max_count must be at least 1")
+            waiting = self._receive_local(channel, max_count)
+            if timeout is None:
+                return await waiting
+            try:
+                return await asyncio.wait_for(waiting, timeout)
+            except TimeoutError:
+                return []
         if channel not in self._receivable:
             assert self.require_valid_channel_name(channel, receive=True), "Channel name not valid"
             if len(self._receivable) >= _MAX_CACHED_NAMES:
@@ -381,7 +391,7 @@ class RedisChannelLayer(StockRedisChannelLayer):
             messages.append(message)
         return messages
 
-    async def _receive_local(self, channel: str) -> dict[str, Any]:
+    async def _receive_local(self, channel: str, max_count: int = 1) -> Any:
         assert self.require_valid_channel_name(channel), "Channel name not valid"
         real = self.non_local_name(channel)
         if not real.endswith(self._local_suffix):
@@ -392,7 +402,9 @@ class RedisChannelLayer(StockRedisChannelLayer):
             clients = await self._shard(state, self.consistent_hash(real))
             if key not in state.drainers:
                 self._start_drainer(state, clients, key)
-        return await self._buffers.get(channel)
+        if max_count == 1:
+            return await self._buffers.get(channel)
+        return await self._buffers.get_many(channel, max_count)
 
     def _start_drainer(self, state: LoopState, clients: ShardClients, key: str) -> None:
         drainer = Drainer(

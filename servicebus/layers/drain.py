@@ -92,12 +92,21 @@ class LocalBuffers:
 
     async def get(self, channel: str) -> dict[str, Any]:
         """Wait for the next message of ``channel``; cancelling loses nothing."""
+        return (await self.get_many(channel, 1))[0]
+
+    async def get_many(self, channel: str, max_count: int) -> list[dict[str, Any]]:
+        """Wait for messages of ``channel``; return up to ``max_count`` (one wake for many)."""
         loop = asyncio.get_running_loop()
         while True:
             with self._lock:
-                message = self._take(channel)
-                if message is not None:
-                    return message
+                messages: list[dict[str, Any]] = []
+                while len(messages) < max_count:
+                    message = self._take(channel)
+                    if message is None:
+                        break
+                    messages.append(message)
+                if messages:
+                    return messages
                 future: asyncio.Future[None] = loop.create_future()
                 self._waiters.setdefault(channel, []).append((loop, future))
             try:
