@@ -1,5 +1,4 @@
-"""The services' settings: DATABASE_URL parsing (each service carries its own copy),
-the layer backend, and durable events on the same Redis."""
+"""The services' settings: the layer backend, and durable events on the same Redis."""
 
 from __future__ import annotations
 
@@ -19,28 +18,6 @@ def load_settings(service: str):
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
-
-
-@pytest.mark.parametrize("service", SERVICES)
-def test_database_from_url(service: str) -> None:
-    parse = load_settings(service).database_from_url
-    sqlite = parse("sqlite:////tmp/x/inventory.sqlite3")
-    assert sqlite["ENGINE"] == "django.db.backends.sqlite3"
-    assert sqlite["NAME"] == "/tmp/x/inventory.sqlite3"
-    assert sqlite["OPTIONS"] == {"timeout": 20, "transaction_mode": "IMMEDIATE"}
-    assert parse("sqlite:///relative.db")["NAME"] == "relative.db"
-    pg = parse("postgres://shop:p%40ss@db.local:6543/inventory")
-    assert pg == {
-        "ENGINE": "django.db.backends.postgresql",
-        "NAME": "inventory",
-        "USER": "shop",
-        "PASSWORD": "p@ss",
-        "HOST": "db.local",
-        "PORT": "6543",
-    }
-    assert parse("postgresql://localhost/x")["PORT"] == ""
-    with pytest.raises(ValueError, match="mysql"):
-        parse("mysql://localhost/x")
 
 
 @pytest.mark.parametrize("service", SERVICES)

@@ -9,6 +9,8 @@ import os
 import sys
 from pathlib import Path
 
+from servicebus import environ
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 SERVICES_DIR = BASE_DIR.parent
 for service in ("inventory", "pricing", "orders"):
@@ -21,11 +23,7 @@ DATA_DIR = Path(os.environ.get("EMBEDDED_DATA_DIR", BASE_DIR))
 
 def sqlite(name: str) -> dict:
     """A SQLite database in DATA_DIR, safe for concurrent handler threads."""
-    return {
-        "ENGINE": "django.db.backends.sqlite3",
-        "NAME": DATA_DIR / f"{name}.sqlite3",
-        "OPTIONS": {"timeout": 20, "transaction_mode": "IMMEDIATE"},
-    }
+    return environ.database_from_url(f"sqlite:///{DATA_DIR / f'{name}.sqlite3'}")
 
 
 SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY", "embedded-insecure-dev-key")
@@ -69,24 +67,6 @@ SERVICEBUS = {"SERVICE_NAME": "orders", "RECEIVE_POLL": 0.5}
 # are copied in-process instead (dump and load, see replication.py).
 SERVICEBUS_OUTBOX = {"PUBLISH_ON_COMMIT": False}
 
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "filters": {"correlation_id": {"()": "servicebus.context.CorrelationIdFilter"}},
-    # One stream for all services: the logger name (inventory, pricing, orders.saga...)
-    # says which one speaks.
-    "formatters": {
-        "service": {
-            "format": "%(asctime)s embedded %(levelname)s [%(correlation_id)s] "
-            "%(name)s: %(message)s"
-        }
-    },
-    "handlers": {
-        "console": {
-            "class": "logging.StreamHandler",
-            "formatter": "service",
-            "filters": ["correlation_id"],
-        }
-    },
-    "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
-}
+# One stream for all services: the logger name (inventory, pricing, orders.saga...)
+# says which one speaks.
+LOGGING = environ.logging_config("embedded")

@@ -1,0 +1,54 @@
+"""Settings from the environment: DATABASE_URL, REDIS_URL, the layer, logging."""
+
+from __future__ import annotations
+
+import logging.config
+
+import pytest
+
+from servicebus import environ
+
+
+def test_database_from_url() -> None:
+    parse = environ.database_from_url
+    sqlite = parse("sqlite:////tmp/x/inventory.sqlite3")
+    assert sqlite["ENGINE"] == "django.db.backends.sqlite3"
+    assert sqlite["NAME"] == "/tmp/x/inventory.sqlite3"
+    assert sqlite["OPTIONS"] == {"timeout": 20, "transaction_mode": "IMMEDIATE"}
+    assert parse("sqlite:///relative.db")["NAME"] == "relative.db"
+    pg = parse("postgres://shop:p%40ss@db.local:6543/inventory")
+    assert pg == {
+        "ENGINE": "django.db.backends.postgresql",
+        "NAME": "inventory",
+        "USER": "shop",
+        "PASSWORD": "p@ss",
+        "HOST": "db.local",
+        "PORT": "6543",
+    }
+    assert parse("postgresql://localhost/x")["PORT"] == ""
+    with pytest.raises(ValueError, match="mysql"):
+        parse("mysql://localhost/x")
+
+
+def test_channel_layers_from_env() -> None:
+    layers = environ.channel_layers({"REDIS_URL": "redis://r:1/2", "CHANNEL_CAPACITY": "7"})
+    assert layers["default"]["BACKEND"] == "servicebus.layers.RedisChannelLayer"
+    assert layers["default"]["CONFIG"] == {"hosts": ["redis://r:1/2"], "capacity": 7}
+    stock = environ.channel_layers({"SERVICEBUS_LAYER_BACKEND": "channels_redis.core.X"})
+    assert stock["default"]["BACKEND"] == "channels_redis.core.X"
+    assert stock["default"]["CONFIG"]["hosts"] == ["redis://127.0.0.1:6379/0"]
+
+
+def test_logging_config_prints_the_correlation_id(capsys) -> None:
+    import servicebus
+
+    logging.config.dictConfig(environ.logging_config("orders", {"LOG_LEVEL": "INFO"}))
+    try:
+        with servicebus.bind("cid-42"):
+            logging.getLogger("orders.test").info("hello")
+        logging.getLogger("orders.test").info("outside")
+    finally:
+        logging.config.dictConfig({"version": 1, "disable_existing_loggers": False})
+    err = capsys.readouterr().err
+    assert "orders INFO [cid-42] orders.test: hello" in err
+    assert "[-] orders.test: outside" in err
