@@ -1,4 +1,4 @@
-"""Worker lifecycle against real Redis: capacity and backpressure, SIGTERM drain.
+"""Worker lifecycle against real Redis: backpressure, SIGTERM/SIGINT drain, Redis outage.
 
 Each test starts its own runworker process (no other worker may serve the channel).
 """
@@ -15,6 +15,7 @@ import servicebus
 from servicebus import Backpressure, CallTimeout
 from tests.integration.rpc.conftest import LAYER, layer_settings
 from tests.support.processes import runworker
+from tests.support.redis_server import RedisServer
 
 pytestmark = pytest.mark.redis
 
@@ -41,17 +42,46 @@ async def test_backpressure_at_capacity(settings, bus, redis_url) -> None:
         proc.stop()
 
 
-async def test_sigterm_drains_in_flight_requests(bus, redis_url) -> None:
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+async def test_stop_signal_drains_in_flight_requests(bus, redis_url, sig) -> None:
     proc = runworker(["misc.request"], redis_url=redis_url, concurrency=16, layer=LAYER)
     calls = [
         asyncio.create_task(servicebus.acall("misc.request", "sleep", 0.8, timeout=10))
         for _ in range(10)
     ]
     await asyncio.sleep(0.3)  # all ten are running in the worker now
-    proc.signal(signal.SIGTERM)
+    proc.signal(sig)
     assert await asyncio.gather(*calls) == [0.8] * 10
     assert await asyncio.to_thread(proc.wait, 15) == 0
     assert "draining 10 in-flight request(s)" in proc.output
     # It took nothing more after SIGTERM: a new request waits for a worker.
     with pytest.raises(CallTimeout):
         await servicebus.acall("misc.request", "echo", 1, timeout=0.5)
+
+
+async def test_redis_outage_gives_typed_errors_then_recovers(settings, bus) -> None:
+    # A Redis of its own, stopped and started again on the same port.
+    with RedisServer() as server:
+        settings.CHANNEL_LAYERS = layer_settings(server.url)
+        proc = runworker(["misc.request"], redis_url=server.url, layer=LAYER)
+        try:
+            assert await servicebus.acall("misc.request", "echo", 1, timeout=5) == 1
+            server.stop()
+            for _ in range(3):
+                start = time.monotonic()
+                with pytest.raises((servicebus.BusUnavailable, CallTimeout)):
+                    await servicebus.acall("misc.request", "echo", 2, timeout=1)
+                assert time.monotonic() - start < 5  # never a hang
+            server.start()
+            # Caller and worker reconnect by themselves.
+            for _ in range(100):
+                try:
+                    assert await servicebus.acall("misc.request", "echo", 3, timeout=1) == 3
+                    break
+                except (servicebus.BusUnavailable, CallTimeout):
+                    await asyncio.sleep(0.1)
+            else:
+                raise AssertionError("no answer within 10 s of Redis coming back")
+            assert proc.alive()
+        finally:
+            assert proc.stop() == 0
