@@ -8,7 +8,9 @@
     │   └── PayloadTooLarge          the encoded body is over the size limit
     ├── RemoteError                  the handler failed; .code, .message, .details
     │   └── MethodNotFound           the service has no such method
-    └── ServiceError                 raised *by handlers* for expected failures
+    ├── ServiceError                 raised *by handlers* for expected failures
+    └── OutboxError                  durable events (servicebus.outbox.errors): UndecodableEvent,
+                                     ReplicationConfigError, DumpFormatError, ConsumerConfigError
 
 Errors cross the wire as data (code, message, details) and are rebuilt at the caller
 only from an allow-list (``rebuild_error``): a remote peer can never make the caller
