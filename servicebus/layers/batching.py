@@ -7,8 +7,10 @@ import time
 from typing import Any
 
 from redis.asyncio import Redis
+from redis.exceptions import NoScriptError
 
 from .scripts import SEND_MANY
+from .wire import Lane, lane_of, write_now
 
 _Pending = tuple[str, bytes, int, "asyncio.Future[int]"]
 
@@ -64,13 +66,24 @@ class SendCoalescer:
         scores = [score + i * _SCORE_STEP for i in range(len(pending))]
         self._last_score = scores[-1]
         size = self._max_batch
+        lane = lane_of(self._client.connection_pool)
         for start in range(0, len(pending), size):
             end = start + size
-            task = self._loop.create_task(self._run(pending[start:end], scores[start:end]))
+            batch = pending[start:end]
+            keys, args = self._command(batch, scores[start:end])
+            self._stats["script_calls"] += 1
+            conn = lane.take_ready()
+            if conn is not None and write_now(conn, SEND_MANY.evalsha_command(keys, args)):
+                # Written in this tick on a held connection (one batch in flight on
+                # it, so replies cannot cross); the task only reads the statuses.
+                coro = self._run(batch, keys, args, lane, conn)
+            else:
+                coro = self._run(batch, keys, args)
+            task = self._loop.create_task(coro)
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
 
-    async def _run(self, batch: list[_Pending], scores: list[float]) -> None:
+    def _command(self, batch: list[_Pending], scores: list[float]) -> tuple[list[str], list[Any]]:
         keys: list[str] = []
         args: list[Any] = [scores[0], self._expiry]
         for (key, member, capacity, _), score in zip(batch, scores, strict=True):
@@ -78,9 +91,25 @@ class SendCoalescer:
             args.append(member)
             args.append(capacity)
             args.append(score)
-        self._stats["script_calls"] += 1
+        return keys, args
+
+    async def _run(
+        self,
+        batch: list[_Pending],
+        keys: list[str],
+        args: list[Any],
+        lane: Lane | None = None,
+        written: Any = None,
+    ) -> None:
         try:
-            statuses = await SEND_MANY(self._client, keys, args)
+            if written is None:
+                statuses = await SEND_MANY(self._client, keys, args)
+            else:
+                assert lane is not None
+                try:
+                    statuses = await lane.call_written(written)
+                except NoScriptError:
+                    statuses = await SEND_MANY.eval(self._client, keys, args)
         except BaseException as exc:
             for *_, future in batch:
                 if not future.done():

@@ -30,18 +30,26 @@ class LuaScript:
             return await self._evalsha(client, keys, args)
         except NoScriptError:
             # EVAL both runs and caches the script, so the next EVALSHA hits.
-            command = pack(("EVAL", self.source, len(keys), *keys, *args))
-            return await lane_of(client.connection_pool).call(command)
+            return await self.eval(client, keys, args)
 
-    async def _evalsha(self, client: Redis, keys: Sequence[Any], args: Sequence[Any]) -> Any:
+    async def eval(self, client: Redis, keys: Sequence[Any], args: Sequence[Any]) -> Any:
+        """EVAL: runs the script and caches it (the NOSCRIPT fallback)."""
+        command = pack(("EVAL", self.source, len(keys), *keys, *args))
+        return await lane_of(client.connection_pool).call(command)
+
+    def evalsha_command(self, keys: Sequence[Any], args: Sequence[Any]) -> bytes:
+        """The packed EVALSHA command."""
         # Packing the RESP command here is several times cheaper than redis-py's
         # generic pack_command for the hundreds of arguments of a coalesced batch.
         parts = [b"*%d\r\n" % (3 + len(keys) + len(args)), self._evalsha_head]
         parts.append(_bulk(len(keys)))
         parts.extend(map(_bulk, keys))
         parts.extend(map(_bulk, args))
+        return b"".join(parts)
+
+    async def _evalsha(self, client: Redis, keys: Sequence[Any], args: Sequence[Any]) -> Any:
         # A held connection of the client's pool (see wire.Lane): no checkout per call.
-        return await lane_of(client.connection_pool).call(b"".join(parts))
+        return await lane_of(client.connection_pool).call(self.evalsha_command(keys, args))
 
 
 # KEYS: n channel keys (repeats allowed).

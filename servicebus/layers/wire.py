@@ -88,6 +88,49 @@ async def roundtrip(conn: Any, packed: bytes) -> Any:
     return response
 
 
+def write_now(conn: Any, packed: bytes) -> bool:
+    """Write ``packed`` on a connected real connection without awaiting.
+
+    Returns False (nothing written) when that is not possible: a test double, or
+    a connection that is not connected. The reply must then be read with
+    ``read_reply`` (which also waits for the write buffer to drain if needed).
+    """
+    if not isinstance(conn, AbstractConnection) or not conn.is_connected:
+        return False
+    writer = conn._writer
+    if writer is None:
+        return False
+    writer.write(packed)
+    return True
+
+
+async def read_reply(conn: AbstractConnection) -> Any:
+    """Read the reply of a command written by ``write_now`` (errors as ``roundtrip``'s)."""
+    timeout = conn.socket_timeout
+    try:
+        writer = conn._writer
+        assert writer is not None
+        if writer.transport.get_write_buffer_size():
+            async with asyncio.timeout(timeout):
+                await writer.drain()
+        async with asyncio.timeout(timeout):
+            response = await conn._parser.read_response()  # type: ignore[attr-defined]
+    except TimeoutError:
+        await conn.disconnect(nowait=True)
+        raise RedisTimeoutError(f"Timeout reading from {conn._host_error()}") from None
+    except OSError as exc:
+        await conn.disconnect(nowait=True)
+        raise RedisConnectionError(
+            f"Error while talking to {conn._host_error()} : {exc.args}"
+        ) from exc
+    except BaseException:
+        await conn.disconnect(nowait=True)
+        raise
+    if isinstance(response, ResponseError):
+        raise response from None
+    return response
+
+
 class Lane:
     """Up to ``keep`` connections of one pool, held between commands and reused.
 
@@ -112,6 +155,31 @@ class Lane:
             await conn.disconnect()
             await self._pool.release(conn)
         return await self._pool.get_connection()
+
+    def take_ready(self) -> Any | None:
+        """An idle connection that can be written to right now, or None (no await)."""
+        idle = self._idle
+        while idle:
+            conn = idle[-1]
+            if not isinstance(conn, AbstractConnection):
+                return None  # a test double: use call()
+            if _clean(conn) and conn.is_connected:
+                return idle.pop()
+            return None  # let _acquire() clean it up (that needs awaits)
+        return None
+
+    async def call_written(self, conn: Any) -> Any:
+        """Read the reply of a command ``write_now`` wrote on ``conn`` (from ``take_ready``)."""
+        try:
+            reply = await read_reply(conn)
+        except ResponseError:
+            await self._keep(conn)
+            raise
+        except BaseException:
+            await self._pool.release(conn)
+            raise
+        await self._keep(conn)
+        return reply
 
     async def call(self, packed: bytes) -> Any:
         """Run one packed command; raises what redis-py would."""

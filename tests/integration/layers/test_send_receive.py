@@ -172,3 +172,17 @@ async def test_close_then_reuse(layer: RedisChannelLayer) -> None:
     assert layer._loops == {}
     await layer.send("again", {"b": 2})
     assert await layer.receive("again") == {"b": 2}
+
+
+async def test_sends_written_in_the_flush_tick_survive_a_script_flush(make_layer) -> None:
+    layer = make_layer(capacity=1000)
+    # Once a connection is held, a batch is written inside the flush callback and a
+    # task only reads its statuses; NOSCRIPT there still falls back to EVAL.
+    await layer.send("held", {"i": -1})
+    client = redis.Redis.from_url(layer.hosts[0]["address"])
+    client.script_flush()
+    client.close()
+    await asyncio.gather(*(layer.send("held", {"i": i}) for i in range(150)))
+    got = await layer.receive_many("held", 200)
+    assert [m["i"] for m in got] == list(range(-1, 150))
+    assert layer.stats["script_calls"] == 1 + 3  # max_batch 64: 64 + 64 + 22
