@@ -99,9 +99,15 @@ class ReplyRouter:
 
     async def _listen(self, channel: str) -> None:
         backoff = 0.05
+        listen_local = getattr(self.layer, "listen_local", None)
         receive_many = getattr(self.layer, "receive_many", None)
+        deliver_many = functools.partial(self._deliver_many, channel)
         while True:
             try:
+                if listen_local is not None:
+                    # The layer's drainer calls us with each batch: no wake-up of this task.
+                    await listen_local(channel, deliver_many)
+                    continue
                 if receive_many is not None:
                     # Every reply already in the process in one wake-up, not one each.
                     messages = await receive_many(channel, 256)
@@ -118,6 +124,10 @@ class ReplyRouter:
                 continue
             for message in messages:
                 self._deliver(channel, message)
+
+    def _deliver_many(self, channel: str, messages: list[Any]) -> None:
+        for message in messages:
+            self._deliver(channel, message)
 
     def _deliver(self, channel: str, message: Any) -> None:
         reply = parse_reply(message)

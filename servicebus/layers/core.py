@@ -9,6 +9,7 @@ import random
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from typing import Any
 
 import msgpack
@@ -392,11 +393,7 @@ class RedisChannelLayer(StockRedisChannelLayer):
         return messages
 
     async def _receive_local(self, channel: str, max_count: int = 1) -> Any:
-        assert self.require_valid_channel_name(channel), "Channel name not valid"
-        real = self.non_local_name(channel)
-        if not real.endswith(self._local_suffix):
-            raise ValueError(f"{channel!r} was not made by this layer's new_channel()")
-        key = self.prefix + real
+        key, real = self._local_key(channel)
         state = self._state()
         if key not in state.drainers:
             clients = await self._shard(state, self.consistent_hash(real))
@@ -405,6 +402,38 @@ class RedisChannelLayer(StockRedisChannelLayer):
         if max_count == 1:
             return await self._buffers.get(channel)
         return await self._buffers.get_many(channel, max_count)
+
+    async def listen_local(
+        self, channel: str, callback: Callable[[list[dict[str, Any]]], None]
+    ) -> None:
+        """Extension: deliver every message of ``!`` channel ``channel`` to ``callback``.
+
+        The drainer calls ``callback(messages)`` with each batch as it pops it (on this
+        loop; a drainer of another loop schedules the call here), instead of buffering
+        it for ``receive``: no task wake-up per batch. Runs until cancelled; then the
+        channel's messages are buffered for ``receive`` again.
+        """
+        key, real = self._local_key(channel)
+        loop = asyncio.get_running_loop()
+        buffered = self._buffers.listen(channel, loop, callback)
+        try:
+            if buffered:
+                callback(buffered)
+            state = self._state()
+            if key not in state.drainers:
+                clients = await self._shard(state, self.consistent_hash(real))
+                if key not in state.drainers:
+                    self._start_drainer(state, clients, key)
+            await loop.create_future()  # until cancelled
+        finally:
+            self._buffers.unlisten(channel, callback)
+
+    def _local_key(self, channel: str) -> tuple[str, str]:
+        assert self.require_valid_channel_name(channel), "Channel name not valid"
+        real = self.non_local_name(channel)
+        if not real.endswith(self._local_suffix):
+            raise ValueError(f"{channel!r} was not made by this layer's new_channel()")
+        return self.prefix + real, real
 
     def _start_drainer(self, state: LoopState, clients: ShardClients, key: str) -> None:
         drainer = Drainer(

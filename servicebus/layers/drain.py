@@ -25,6 +25,7 @@ from .wire import pack, roundtrip
 logger = logging.getLogger(__name__)
 
 _Waiter = tuple[asyncio.AbstractEventLoop, "asyncio.Future[None]"]
+_Listener = Callable[[list[dict[str, Any]]], None]
 
 
 def _wake(future: asyncio.Future[None]) -> None:
@@ -49,6 +50,61 @@ class LocalBuffers:
         self._lock = threading.Lock()
         self._buffers: dict[str, deque[tuple[float, dict[str, Any]]]] = {}
         self._waiters: dict[str, list[_Waiter]] = {}
+        # Channels whose messages go straight to a callback (on its loop), not a buffer.
+        self.listeners: dict[str, tuple[asyncio.AbstractEventLoop, _Listener]] = {}
+
+    def listen(
+        self, channel: str, loop: asyncio.AbstractEventLoop, callback: _Listener
+    ) -> list[dict[str, Any]]:
+        """Send ``channel``'s messages to ``callback`` (called on ``loop``) from now on.
+
+        Returns the messages already buffered for it, for the caller to hand over.
+        """
+        with self._lock:
+            self.listeners[channel] = (loop, callback)
+            messages: list[dict[str, Any]] = []
+            while (message := self._take(channel)) is not None:
+                messages.append(message)
+        return messages
+
+    def unlisten(self, channel: str, callback: _Listener) -> None:
+        """Stop calling ``callback``; later messages of ``channel`` are buffered again."""
+        with self._lock:
+            entry = self.listeners.get(channel)
+            if entry is not None and entry[1] == callback:
+                del self.listeners[channel]
+
+    def deliver(self, channel: str, items: list[tuple[float, dict[str, Any]]]) -> None:
+        """Hand ``(score, message)`` pairs to ``channel``'s listener (buffer them if none)."""
+        cutoff = time.time() - self._expiry
+        entry = self.listeners.get(channel)
+        if entry is None:  # unregistered meanwhile
+            for score, message in items:
+                self.put(channel, score, message)
+            return
+        messages = []
+        for score, message in items:
+            if score >= cutoff:
+                messages.append(message)
+            else:
+                self._stats["expired"] += 1
+        if not messages:
+            return
+        loop, callback = entry
+        try:
+            current = asyncio.get_running_loop()
+        except RuntimeError:
+            current = None
+        if loop is current:
+            try:
+                callback(messages)
+            except Exception:
+                logger.exception("listener of %s failed", channel)
+        else:
+            try:
+                loop.call_soon_threadsafe(callback, messages)
+            except RuntimeError:  # that loop closed meanwhile; nobody listens there
+                pass
 
     def put(self, channel: str, score: float, message: dict[str, Any]) -> None:
         """Buffer one message and wake the channel's waiters."""
@@ -260,6 +316,9 @@ class Drainer:
             await self._pool.release(conn)
 
     def _dispatch(self, pairs: list[list[Any]]) -> None:
+        buffers = self._buffers
+        listeners = buffers.listeners
+        direct: dict[str, list[tuple[float, dict[str, Any]]]] = {}
         for member, raw_score in pairs:
             score = float(raw_score)
             try:
@@ -271,8 +330,18 @@ class Drainer:
                 self._stats["undecodable"] += 1
                 continue
             if isinstance(target, str):
-                self._buffers.put(target, score, message)
+                if target in listeners:
+                    direct.setdefault(target, []).append((score, message))
+                else:
+                    buffers.put(target, score, message)
             else:
                 # group_send packs every local member of the group into one message.
                 for i, channel in enumerate(target):
-                    self._buffers.put(channel, score, message if i == 0 else dict(message))
+                    copy = message if i == 0 else dict(message)
+                    if channel in listeners:
+                        direct.setdefault(channel, []).append((score, copy))
+                    else:
+                        buffers.put(channel, score, copy)
+        # One call per listening channel and batch: its replies in one go, no wake-ups.
+        for channel, items in direct.items():
+            buffers.deliver(channel, items)

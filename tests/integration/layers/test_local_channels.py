@@ -118,3 +118,28 @@ async def test_close_unblocks_the_drainer_pop(make_layer) -> None:
     await layer.close()
     assert time.monotonic() - started < 3
     reader.cancel()
+
+
+async def test_listen_local_hands_batches_to_the_callback(layer: RedisChannelLayer) -> None:
+    channel = await layer.new_channel("listened")
+    await layer.send(channel, {"i": 0})
+    got: list[dict[str, int]] = []
+    arrived = asyncio.Event()
+
+    def callback(messages: list[dict[str, int]]) -> None:
+        got.extend(messages)
+        if len(got) == 11:
+            arrived.set()
+
+    # Starts the drainer itself; the message sent before is handed over too.
+    listening = asyncio.ensure_future(layer.listen_local(channel, callback))
+    await asyncio.gather(*(layer.send(channel, {"i": i}) for i in range(1, 11)))
+    await asyncio.wait_for(arrived.wait(), 5)
+    assert [m["i"] for m in got] == list(range(11))
+    listening.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await listening
+    # No listener any more: messages are buffered for receive() again.
+    await layer.send(channel, {"i": 11})
+    assert await asyncio.wait_for(layer.receive(channel), 5) == {"i": 11}
+    assert got[-1] == {"i": 10}

@@ -54,3 +54,42 @@ async def test_put_from_another_thread_wakes_this_loop() -> None:
     thread.start()
     assert await asyncio.wait_for(waiter, 2) == {"t": 1}
     thread.join()
+
+
+async def test_listener_gets_buffered_then_delivered_batches() -> None:
+    buffers = _buffers(expiry=10)
+    buffers.put("c!1", time.time(), {"i": 0})
+    got: list[list[dict[str, int]]] = []
+    assert buffers.listen("c!1", asyncio.get_running_loop(), got.append) == [{"i": 0}]
+    now = time.time()
+    buffers.deliver("c!1", [(now, {"i": 1}), (now - 20, {"old": 1}), (now, {"i": 2})])
+    assert got == [[{"i": 1}, {"i": 2}]]  # called at once on its own loop, expired dropped
+    assert buffers._stats["expired"] == 1
+    buffers.unlisten("c!1", got.append)
+    buffers.deliver("c!1", [(now, {"i": 3})])  # nobody listens: buffered for receive()
+    assert await buffers.get("c!1") == {"i": 3}
+    assert got == [[{"i": 1}, {"i": 2}]]
+
+
+async def test_listener_of_another_loop_is_called_on_its_loop() -> None:
+    buffers = _buffers()
+    loop = asyncio.get_running_loop()
+    called: asyncio.Future[tuple[list[dict[str, int]], threading.Thread]] = loop.create_future()
+
+    def listener(messages: list[dict[str, int]]) -> None:
+        called.set_result((messages, threading.current_thread()))
+
+    buffers.listen("c!1", loop, listener)
+
+    def other_thread() -> None:
+        async def drain() -> None:
+            buffers.deliver("c!1", [(time.time(), {"i": 1})])
+
+        asyncio.run(drain())
+
+    thread = threading.Thread(target=other_thread)
+    thread.start()
+    messages, caller = await asyncio.wait_for(called, 5)
+    thread.join()
+    assert messages == [{"i": 1}]
+    assert caller is threading.current_thread()
