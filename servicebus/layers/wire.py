@@ -59,33 +59,7 @@ async def roundtrip(conn: Any, packed: bytes) -> Any:
         return await conn.read_response()
     if not conn.is_connected:
         await conn.connect_check_health(check_health=False)
-    timeout = conn.socket_timeout
-    try:
-        writer = conn._writer
-        assert writer is not None
-        writer.write(packed)
-        if writer.transport.get_write_buffer_size():
-            # The kernel pushed back (a large batch): wait for room, bounded.
-            async with asyncio.timeout(timeout):
-                await writer.drain()
-        async with asyncio.timeout(timeout):
-            response = await conn._parser.read_response()  # type: ignore[attr-defined]
-    except TimeoutError:
-        # asyncio's timeout (a builtin TimeoutError, hence before OSError).
-        await conn.disconnect(nowait=True)
-        raise RedisTimeoutError(f"Timeout reading from {conn._host_error()}") from None
-    except OSError as exc:
-        await conn.disconnect(nowait=True)
-        raise RedisConnectionError(
-            f"Error while talking to {conn._host_error()} : {exc.args}"
-        ) from exc
-    except BaseException:
-        # Cancelled or a protocol error mid-reply: the connection state is unknown.
-        await conn.disconnect(nowait=True)
-        raise
-    if isinstance(response, ResponseError):
-        raise response from None
-    return response
+    return await read_reply(conn, packed)
 
 
 def write_now(conn: Any, packed: bytes) -> bool:
@@ -104,18 +78,26 @@ def write_now(conn: Any, packed: bytes) -> bool:
     return True
 
 
-async def read_reply(conn: AbstractConnection) -> Any:
-    """Read the reply of a command written by ``write_now`` (errors as ``roundtrip``'s)."""
+async def read_reply(conn: AbstractConnection, packed: bytes | None = None) -> Any:
+    """Read the reply of a command written by ``write_now``, or write ``packed`` first.
+
+    Errors come as redis-py's; on any failure the connection is dropped (reconnected
+    on next use), since its state is unknown.
+    """
     timeout = conn.socket_timeout
     try:
         writer = conn._writer
         assert writer is not None
+        if packed is not None:
+            writer.write(packed)
         if writer.transport.get_write_buffer_size():
+            # The kernel pushed back (a large batch): wait for room, bounded.
             async with asyncio.timeout(timeout):
                 await writer.drain()
         async with asyncio.timeout(timeout):
             response = await conn._parser.read_response()  # type: ignore[attr-defined]
     except TimeoutError:
+        # asyncio's timeout (a builtin TimeoutError, hence before OSError).
         await conn.disconnect(nowait=True)
         raise RedisTimeoutError(f"Timeout reading from {conn._host_error()}") from None
     except OSError as exc:
