@@ -18,8 +18,8 @@ from tests.integration.outbox.testapp.models import Product, ProductReplica
 pytestmark = [pytest.mark.redis, pytest.mark.django_db(transaction=True, databases="__all__")]
 
 
-def diff_once(alias: str, tmp_path) -> dict:
-    """Source dumps (key, revision); the replica diffs; the source serves the re-sync."""
+def dump_keys(alias: str, tmp_path):
+    """The source's (key, revision) list, as `servicebus_dump --keys-only` writes it."""
     keys = tmp_path / "keys.jsonl"
     with keys.open("w") as fh:
         call_command(
@@ -31,6 +31,12 @@ def diff_once(alias: str, tmp_path) -> dict:
             stdout=fh,
             stderr=io.StringIO(),
         )
+    return keys
+
+
+def diff_once(alias: str, tmp_path) -> dict:
+    """Source dumps (key, revision); the replica diffs; the source serves the re-sync."""
+    keys = dump_keys(alias, tmp_path)
     out = io.StringIO()
     call_command(
         "servicebus_diff",
@@ -81,17 +87,7 @@ def test_diff_repairs_a_replica_changed_by_hand(alias, outbox_settings, tmp_path
 
 def test_diff_dry_run_changes_nothing(alias, outbox_settings, tmp_path):
     Product(sku="a").save(using=alias)
-    keys = tmp_path / "keys.jsonl"
-    with keys.open("w") as fh:
-        call_command(
-            "servicebus_dump",
-            "outbox_testapp.Product",
-            "--keys-only",
-            "--database",
-            alias,
-            stdout=fh,
-            stderr=io.StringIO(),
-        )
+    keys = dump_keys(alias, tmp_path)
     out = io.StringIO()
     call_command(
         "servicebus_diff",
