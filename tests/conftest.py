@@ -38,3 +38,19 @@ def redis_flushed(redis_url: str) -> str:
     client.flushall()
     client.close()
     return redis_url
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """In CI (SERVICEBUS_REQUIRE_POSTGRES=1) a missing PostgreSQL fails the run, never skips."""
+    if os.environ.get("SERVICEBUS_REQUIRE_POSTGRES") != "1":
+        return
+    import socket
+
+    try:
+        with socket.create_connection(("127.0.0.1", 5432), timeout=2):
+            pass
+    except OSError as exc:
+        raise pytest.UsageError(
+            "SERVICEBUS_REQUIRE_POSTGRES=1 but PostgreSQL at 127.0.0.1:5432 "
+            f"is not answering ({exc})"
+        ) from exc

@@ -1,5 +1,7 @@
 """Django settings for the library's own tests (in-memory layer by default)."""
 
+import os
+
 SECRET_KEY = "tests-only"
 DEBUG = False
 USE_TZ = True
@@ -34,5 +36,6 @@ if _postgres_answers():
         "PORT": "5432",
         "NAME": "test",
         "USER": "postgres",
-        "TEST": {"NAME": "servicebus_test_outbox"},
+        # One test database per run: test runs of several checkouts may share this server.
+        "TEST": {"NAME": f"servicebus_test_outbox_{os.getpid()}"},
     }
