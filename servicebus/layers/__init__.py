@@ -20,6 +20,7 @@ Modules: ``core`` (the layer), ``batching`` (send coalescing), ``drain`` ('!' ch
 """
 
 from .connections import TRANSIENT_ERRORS, RedisVersionError
-from .core import STAT_NAMES, RedisChannelLayer
+from .core import RedisChannelLayer
+from .stats import STAT_NAMES
 
 __all__ = ["STAT_NAMES", "TRANSIENT_ERRORS", "RedisChannelLayer", "RedisVersionError"]

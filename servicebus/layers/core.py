@@ -18,25 +18,16 @@ from channels_redis.core import RedisChannelLayer as StockRedisChannelLayer
 from channels_redis.serializers import MsgPackSerializer
 from redis.exceptions import AuthenticationError
 
+from ..backoff import Backoff
 from .batching import SendCoalescer
 from .connections import TRANSIENT_ERRORS, ShardClients
 from .drain import Drainer, LocalBuffers
 from .loops import LoopState, close_with_loop
 from .scripts import DELETE_PREFIX, GROUP_MEMBERS, SEND_MANY
+from .stats import DropListener, LayerStats
 from .wire import lane_of, pack
 
 logger = logging.getLogger(__name__)
-
-#: Counter names in ``RedisChannelLayer.stats``.
-STAT_NAMES = (
-    "script_calls",  # SEND_MANY calls made by the send coalescer
-    "channel_full",  # sends refused with ChannelFull
-    "group_dropped",  # group_send members skipped because their channel was full
-    "dropped_local",  # ! messages dropped because the local buffer of their channel was full
-    "expired",  # messages dropped because they were older than ``expiry``
-    "undecodable",  # messages that could not be deserialized
-    "kept_after_cancel",  # messages popped for a cancelled receive, kept for the next one
-)
 
 # Below this a BZMPOP timeout rounds to 0 ms, which Redis reads as "block forever".
 _MIN_BLOCK = 0.01
@@ -101,7 +92,7 @@ class RedisChannelLayer(StockRedisChannelLayer):
         self.drain_batch = drain_batch
         self.max_connections = max_connections
         self.max_blocking_connections = max_blocking_connections
-        self.stats: dict[str, int] = dict.fromkeys(STAT_NAMES, 0)
+        self.stats = LayerStats()
         self._loops: dict[asyncio.AbstractEventLoop, LoopState] = {}
         self._verified: set[int] = set()
         self._local_suffix = self.client_prefix + "!"
@@ -287,7 +278,7 @@ class RedisChannelLayer(StockRedisChannelLayer):
         key = self.prefix + channel
         state = self._state()
         index = self.consistent_hash(channel)
-        backoff = 0.05
+        backoff = Backoff(0.05, 1.0)
         while True:
             # Checked on every turn, so a cancelled pop's messages wait at most one block.
             messages = self._take_leftovers(channel, max_count)
@@ -323,10 +314,10 @@ class RedisChannelLayer(StockRedisChannelLayer):
                 if remaining is not None and remaining <= 0:
                     return []
                 logger.warning("receive on %s: Redis unavailable (%s), retrying", channel, exc)
-                await asyncio.sleep(backoff if remaining is None else min(backoff, remaining))
-                backoff = min(backoff * 2, 1.0)
+                delay = backoff.next()
+                await asyncio.sleep(delay if remaining is None else min(delay, remaining))
                 continue
-            backoff = 0.05
+            backoff.reset()
             if reply:
                 messages = self._decode_pairs(reply[1])
                 if messages:
@@ -374,22 +365,63 @@ class RedisChannelLayer(StockRedisChannelLayer):
             self._leftovers.setdefault(channel, deque()).extend(reply[1])
             self.stats["kept_after_cancel"] += len(reply[1])
 
+    @property
+    def on_drop(self) -> DropListener | None:
+        """Called as ``on_drop(reason, count)`` for every message the layer drops."""
+        return self.stats.on_drop
+
+    @on_drop.setter
+    def on_drop(self, listener: DropListener | None) -> None:
+        self.stats.on_drop = listener
+
+    def decode_member(self, member: bytes) -> tuple[dict[str, Any], Any] | None:
+        """One sorted-set member -> (message, its ``__asgi_channel__`` tag or None).
+
+        Anything malformed is counted by reason (see ``STAT_NAMES``) and gives None:
+        one bad member must never cost the other members of its batch.
+        """
+        try:
+            message = self.deserialize(member)
+        except Exception:
+            self._malformed("undecodable", exc_info=True)
+            return None
+        if not isinstance(message, dict):
+            self._malformed("not_a_dict")
+            return None
+        if "__asgi_channel__" not in message:
+            return message, None
+        target = message.pop("__asgi_channel__")
+        # A '!' channel name, or the list of them stock group_send packs into one message.
+        if isinstance(target, str) or (
+            isinstance(target, list) and target and all(isinstance(c, str) for c in target)
+        ):
+            return message, target
+        self._malformed("bad_channel")
+        return None
+
+    def _malformed(self, reason: str, exc_info: bool = False) -> None:
+        self.stats.drop(reason)
+        if self.stats.should_log(reason):
+            logger.warning(
+                "dropped a malformed message (%s; logged once a minute, counted in stats)",
+                reason,
+                exc_info=exc_info,
+            )
+
     def _decode_pairs(self, pairs: list[list[Any]]) -> list[dict[str, Any]]:
         cutoff = time.time() - self.expiry
         messages = []
+        expired = 0
         for member, score in pairs:
             if float(score) < cutoff:
-                self.stats["expired"] += 1
+                expired += 1
                 continue
-            try:
-                message = self.deserialize(member)
-            except Exception:
-                logger.exception("dropping an undecodable message")
-                self.stats["undecodable"] += 1
-                continue
-            # Stock group_send tags messages to normal channels too.
-            message.pop("__asgi_channel__", None)
-            messages.append(message)
+            # Stock group_send tags messages to normal channels too: the tag is dropped.
+            decoded = self.decode_member(member)
+            if decoded is not None:
+                messages.append(decoded[0])
+        if expired:
+            self.stats.drop("expired", expired)
         return messages
 
     async def _receive_local(self, channel: str, max_count: int = 1) -> Any:
@@ -441,7 +473,7 @@ class RedisChannelLayer(StockRedisChannelLayer):
             clients.commands,
             key,
             self._buffers,
-            self.deserialize,
+            self.decode_member,
             block_timeout=self.block_timeout,
             batch=self.drain_batch,
             stats=self.stats,
@@ -499,7 +531,7 @@ class RedisChannelLayer(StockRedisChannelLayer):
             statuses = await SEND_MANY(shard.commands, keys, args)
             dropped = statuses.count(0)
             if dropped:
-                self.stats["group_dropped"] += dropped
+                self.stats.drop("group_member_full", dropped)
                 logger.warning(
                     "group_send to %s: %d of %d channels full, message dropped for them",
                     group,

@@ -19,13 +19,16 @@ from redis.asyncio import Redis
 from redis.asyncio.connection import Connection
 from redis.exceptions import AuthenticationError
 
+from ..backoff import Backoff
 from .connections import TRANSIENT_ERRORS
+from .stats import LayerStats
 from .wire import pack, roundtrip
 
 logger = logging.getLogger(__name__)
 
 _Waiter = tuple[asyncio.AbstractEventLoop, "asyncio.Future[None]"]
 _Listener = Callable[[list[dict[str, Any]]], None]
+_Decode = Callable[[bytes], "tuple[dict[str, Any], Any] | None"]
 
 
 def _wake(future: asyncio.Future[None]) -> None:
@@ -36,14 +39,12 @@ def _wake(future: asyncio.Future[None]) -> None:
 class LocalBuffers:
     """Bounded per-channel buffers shared by every event loop of one layer.
 
-    A full buffer drops its oldest message (``stats["dropped_local"]``); messages
-    older than ``expiry`` are dropped on read or by ``sweep`` (``stats["expired"]``).
+    A full buffer drops its oldest message (``local_buffer_full``); messages older
+    than ``expiry`` are dropped on read or by ``sweep`` (``expired``).
     A lock guards them because drainers of loops in other threads fill them too.
     """
 
-    def __init__(
-        self, capacity_of: Callable[[str], int], expiry: float, stats: dict[str, int]
-    ) -> None:
+    def __init__(self, capacity_of: Callable[[str], int], expiry: float, stats: LayerStats) -> None:
         self._capacity_of = capacity_of
         self._expiry = expiry
         self._stats = stats
@@ -82,12 +83,9 @@ class LocalBuffers:
             for score, message in items:
                 self.put(channel, score, message)
             return
-        messages = []
-        for score, message in items:
-            if score >= cutoff:
-                messages.append(message)
-            else:
-                self._stats["expired"] += 1
+        messages = [message for score, message in items if score >= cutoff]
+        if len(messages) < len(items):
+            self._stats.drop("expired", len(items) - len(messages))
         if not messages:
             return
         loop, callback = entry
@@ -112,10 +110,11 @@ class LocalBuffers:
             buffer = self._buffers.get(channel)
             if buffer is None:
                 buffer = self._buffers[channel] = deque(maxlen=self._capacity_of(channel))
-            if len(buffer) == buffer.maxlen:
-                self._stats["dropped_local"] += 1
+            full = len(buffer) == buffer.maxlen
             buffer.append((score, message))
             waiters = self._waiters.pop(channel, None)
+        if full:
+            self._stats.drop("local_buffer_full")
         if waiters:
             try:
                 current = asyncio.get_running_loop()
@@ -142,7 +141,7 @@ class LocalBuffers:
                 if not buffer:
                     del self._buffers[channel]
                 return message
-            self._stats["expired"] += 1
+            self._stats.drop("expired")
         del self._buffers[channel]
         return None
 
@@ -179,14 +178,17 @@ class LocalBuffers:
     def sweep(self) -> None:
         """Drop messages older than ``expiry`` from every buffer (nobody may ever read them)."""
         cutoff = time.time() - self._expiry
+        expired = 0
         with self._lock:
             for channel in list(self._buffers):
                 buffer = self._buffers[channel]
                 while buffer and buffer[0][0] < cutoff:
                     buffer.popleft()
-                    self._stats["expired"] += 1
+                    expired += 1
                 if not buffer:
                     del self._buffers[channel]
+        if expired:
+            self._stats.drop("expired", expired)
 
     def clear(self) -> None:
         """Forget every buffered message (flush)."""
@@ -201,7 +203,10 @@ class LocalBuffers:
 class Drainer:
     """Keeps one shared ``!`` key drained into LocalBuffers, in batches (BZMPOP COUNT).
 
-    The drainer holds one connection of the blocking pool. When it is stopped
+    ``run`` is supervised: an unexpected error is logged, counted
+    (``drainer_restarts``) and the drain loop restarted after a backoff, so one bad
+    batch can never leave a process deaf. The drainer holds one connection of the
+    blocking pool. When it is stopped
     (cancelled: close(), asyncio.run() ending) in the middle of a pop, it unblocks
     that pop server-side with CLIENT UNBLOCK and hands out whatever the pop already
     took, so stopping one loop's drainer never loses another loop's replies.
@@ -213,11 +218,11 @@ class Drainer:
         commands: Redis,
         key: str,
         buffers: LocalBuffers,
-        decode: Callable[[bytes], dict[str, Any]],
+        decode: _Decode,
         *,
         block_timeout: float,
         batch: int,
-        stats: dict[str, int],
+        stats: LayerStats,
     ) -> None:
         self._pool = blocking.connection_pool
         self._commands = commands
@@ -232,8 +237,21 @@ class Drainer:
         self._pop_command = pack(("BZMPOP", block_timeout, 1, key, "MIN", "COUNT", batch))
 
     async def run(self) -> None:
-        """Drain until cancelled; outages are logged and retried with a short backoff."""
-        backoff = 0.05
+        """Drain until cancelled; restart the drain loop after any unexpected error."""
+        backoff = Backoff()
+        while True:
+            started = time.monotonic()
+            try:
+                await self._drain()
+            except Exception:
+                self._stats["drainer_restarts"] += 1
+                logger.exception("drainer for %s failed; restarting it", self._key)
+                if time.monotonic() - started > 10 * backoff.maximum:
+                    backoff.reset()  # it ran fine for a while: a fresh fault, a short wait
+                await asyncio.sleep(backoff.next())
+
+    async def _drain(self) -> None:
+        backoff = Backoff()
         last_sweep = time.monotonic()
         task = asyncio.current_task()
         try:
@@ -245,17 +263,15 @@ class Drainer:
                 try:
                     reply = await self._pop()
                 except AuthenticationError:
-                    logger.exception("drainer for %s cannot authenticate; stopping", self._key)
-                    raise
+                    raise  # not transient: the supervisor logs it and retries slowly
                 except TRANSIENT_ERRORS as exc:
                     await self._drop_connection()
                     logger.warning(
                         "drainer for %s: Redis unavailable (%s), retrying", self._key, exc
                     )
-                    await asyncio.sleep(backoff)
-                    backoff = min(backoff * 2, 2.0)
+                    await asyncio.sleep(backoff.next())
                     continue
-                backoff = 0.05
+                backoff.reset()
                 if reply:
                     self._dispatch(reply[1])
                 now = time.monotonic()
@@ -321,27 +337,22 @@ class Drainer:
         direct: dict[str, list[tuple[float, dict[str, Any]]]] = {}
         for member, raw_score in pairs:
             score = float(raw_score)
-            try:
-                message = self._decode(member)
-                target = message.pop("__asgi_channel__")
-            except Exception:
-                # A message we cannot read (wrong key, foreign format) must not stop the drainer.
-                logger.exception("dropping an undecodable message from %s", self._key)
-                self._stats["undecodable"] += 1
+            # Each member on its own: a malformed one is counted and skipped by decode.
+            decoded = self._decode(member)
+            if decoded is None:
                 continue
-            if isinstance(target, str):
-                if target in listeners:
-                    direct.setdefault(target, []).append((score, message))
+            message, target = decoded
+            if target is None:
+                # A '!' key member must say which local channel it is for.
+                self._stats.drop("bad_channel")
+                continue
+            # group_send packs every local member of the group into one message.
+            for i, channel in enumerate([target] if isinstance(target, str) else target):
+                copy = message if i == 0 else dict(message)
+                if channel in listeners:
+                    direct.setdefault(channel, []).append((score, copy))
                 else:
-                    buffers.put(target, score, message)
-            else:
-                # group_send packs every local member of the group into one message.
-                for i, channel in enumerate(target):
-                    copy = message if i == 0 else dict(message)
-                    if channel in listeners:
-                        direct.setdefault(channel, []).append((score, copy))
-                    else:
-                        buffers.put(channel, score, copy)
+                    buffers.put(channel, score, copy)
         # One call per listening channel and batch: its replies in one go, no wake-ups.
         for channel, items in direct.items():
             buffers.deliver(channel, items)

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from servicebus.layers.batching import SendCoalescer
-from servicebus.layers.core import STAT_NAMES
+from servicebus.layers.stats import LayerStats
 
 
 def parse_resp(packed: bytes) -> tuple[Any, ...]:
@@ -54,7 +54,7 @@ def _coalescer(client: FakeRedis, max_batch: int = 64) -> SendCoalescer:
         asyncio.get_running_loop(),
         expiry=60,
         max_batch=max_batch,
-        stats=dict.fromkeys(STAT_NAMES, 0),
+        stats=LayerStats(),
     )
 
 

@@ -6,19 +6,19 @@ import asyncio
 import threading
 import time
 
-from servicebus.layers.core import STAT_NAMES
 from servicebus.layers.drain import LocalBuffers
+from servicebus.layers.stats import LayerStats
 
 
 def _buffers(capacity: int = 3, expiry: float = 60) -> LocalBuffers:
-    return LocalBuffers(lambda channel: capacity, expiry, dict.fromkeys(STAT_NAMES, 0))
+    return LocalBuffers(lambda channel: capacity, expiry, LayerStats())
 
 
 async def test_full_buffer_drops_oldest_and_counts() -> None:
     buffers = _buffers(capacity=3)
     for i in range(5):
         buffers.put("c!1", time.time(), {"i": i})
-    assert buffers._stats["dropped_local"] == 2
+    assert buffers._stats["local_buffer_full"] == 2
     assert [(await buffers.get("c!1"))["i"] for _ in range(3)] == [2, 3, 4]
     assert len(buffers) == 0
 

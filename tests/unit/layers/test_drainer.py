@@ -8,8 +8,8 @@ from typing import Any
 
 import msgpack
 
-from servicebus.layers.core import STAT_NAMES
 from servicebus.layers.drain import Drainer, LocalBuffers
+from servicebus.layers.stats import LayerStats
 
 
 class FakeConnection:
@@ -58,13 +58,18 @@ class FakeCommands:
         self.conn.unblocked.set()
 
 
+def decode(member: bytes) -> tuple[dict[str, Any], Any]:
+    message = msgpack.unpackb(member)
+    return message, message.pop("__asgi_channel__", None)
+
+
 class FakeBlocking:
     def __init__(self) -> None:
         self.connection_pool = FakePool()
 
 
 async def test_stopping_mid_pop_unblocks_and_keeps_the_messages() -> None:
-    stats = dict.fromkeys(STAT_NAMES, 0)
+    stats = LayerStats()
     buffers = LocalBuffers(lambda c: 10, 60, stats)
     blocking = FakeBlocking()
     commands = FakeCommands(blocking.connection_pool.conn)
@@ -73,7 +78,7 @@ async def test_stopping_mid_pop_unblocks_and_keeps_the_messages() -> None:
         commands,  # type: ignore[arg-type]
         "asgispecific.x!",
         buffers,
-        msgpack.unpackb,
+        decode,
         block_timeout=30,
         batch=64,
         stats=stats,
