@@ -1,4 +1,4 @@
-"""The benchmark's service: ``echo``, and ``record`` that counts executions per request id."""
+"""The benchmark's service: ``echo``, and ``record`` that counts executions per request key."""
 
 import os
 from typing import Any
@@ -18,15 +18,16 @@ async def echo(request: Request) -> Any:
 
 
 @bench.method()
-async def record(request: Request) -> int:
-    """Count this execution under the request's id; return this worker's pid."""
+async def record(request: Request) -> dict[str, Any]:
+    """Count this execution under the request's key; answer with the key and this worker."""
     global _redis
     if _redis is None:
         from redis import asyncio as aioredis
 
         _redis = aioredis.Redis.from_url(os.environ["BENCH_REDIS_URL"])
     await _redis.hincrby("bench:executions", request.body, 1)
-    return os.getpid()
+    # The key lets the caller catch a reply routed to the wrong call.
+    return {"key": request.body, "worker": os.environ.get("BENCH_WORKER_NAME", str(os.getpid()))}
 
 
 application = ProtocolTypeRouter(

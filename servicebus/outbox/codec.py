@@ -43,21 +43,32 @@ def encode_fields(
     }
 
 
-def decode_fields(stream_id: str, fields: dict[str, str], database: str = "default") -> Event:
-    """Parse stream entry fields into an Event, or raise UndecodableEvent saying why."""
+def decode_fields(
+    stream_id: str, fields: dict[str, str], database: str = "default", stream_topic: str = ""
+) -> Event:
+    """Parse stream entry fields into an Event, or raise UndecodableEvent saying why.
+
+    ``stream_topic`` is the topic of the stream the entry was read from; an entry naming
+    another topic is refused, so a stray entry cannot run another topic's handlers.
+    """
     if not isinstance(fields, dict):
         raise UndecodableEvent(f"entry {stream_id} has no fields")
     if fields.get("v") != ENTRY_VERSION:
-        raise UndecodableEvent(f"entry {stream_id} has unknown version {fields.get('v')!r}")
+        raise UndecodableEvent(f"entry {stream_id} has unknown version {fields.get('v')!r:.40}")
     try:
         event_id = str(uuid.UUID(fields["id"]))
+        topic = fields["topic"]
+        # RecursionError: valid JSON nested deeper than the parser's stack (a 200 KB entry).
         payload = json.loads(fields["payload"])
         headers = json.loads(fields.get("headers") or "{}")
-        topic = fields["topic"]
-    except (KeyError, ValueError, TypeError) as exc:
-        raise UndecodableEvent(f"entry {stream_id} cannot be parsed: {exc!r}") from exc
+    except (KeyError, ValueError, TypeError, RecursionError) as exc:
+        raise UndecodableEvent(f"entry {stream_id} cannot be parsed: {exc!r:.200}") from exc
     if not isinstance(headers, dict):
         raise UndecodableEvent(f"entry {stream_id} has headers that are not an object")
+    if stream_topic and topic != stream_topic:
+        raise UndecodableEvent(
+            f"entry {stream_id} names topic {topic!r:.80} but was read from {stream_topic!r}"
+        )
     return Event(
         id=event_id,
         topic=topic,

@@ -16,7 +16,7 @@ import redis
 from django.db import DatabaseError, connections, router, transaction
 
 from servicebus.outbox.codec import Event, decode_fields
-from servicebus.outbox.constants import TARGET_GROUP_HEADER, event_stream
+from servicebus.outbox.constants import TARGET_GROUP_HEADER, event_stream, last_chance_key
 from servicebus.outbox.errors import ConsumerConfigError, UndecodableEvent
 from servicebus.outbox.models import InboxEvent
 from servicebus.outbox.registry import run_handlers, topics
@@ -197,18 +197,21 @@ class Consumer:
         return claimed
 
     def process(self, raw: list[RawEntry], reclaimed: bool = False) -> ConsumeResult:
-        """Handle a batch in one DB transaction (savepoints only after a failure), then XACK."""
+        """Handle a batch in one DB transaction (savepoints only after a failure), then XACK.
+
+        Each entry is decoded on its own: a malformed one is dead-lettered, never its
+        neighbours. A reclaimed entry past MAX_DELIVERIES is acked if the inbox has it,
+        else it runs once more, alone (its last chance), before it can be dead-lettered.
+        """
         result = ConsumeResult()
         events: list[tuple[Event, RawEntry]] = []
+        last_chances: list[tuple[Event, RawEntry]] = []
         for entry in raw:
             topic, sid, fields = entry
-            if reclaimed:
-                count = deliveries(self.client, topic, self.group, sid)
-                if count > self.settings.MAX_DELIVERIES:
-                    self._dead(entry, f"not acknowledged after {count - 1} deliveries", result)
-                    continue
             try:
-                event = decode_fields(sid, _decode_raw(fields), database=self.using)
+                event = decode_fields(
+                    sid, _decode_raw(fields), database=self.using, stream_topic=topic
+                )
             except UndecodableEvent as exc:
                 self._dead(entry, str(exc), result)
                 continue
@@ -217,12 +220,17 @@ class Consumer:
                 self._ack([entry])
                 result.skipped += 1
                 continue
-            events.append((event, entry))
-        if not events:
-            return result
+            # Deliveries also grow when a consumer dies or the database is away before any
+            # handler ran, so the count alone never dead-letters an entry.
+            if reclaimed and (
+                deliveries(self.client, topic, self.group, sid) > self.settings.MAX_DELIVERIES
+            ):
+                last_chances.append((event, entry))
+            else:
+                events.append((event, entry))
         if len(events) == 1:
-            outcome = self._run(events, isolate=True)
-        else:
+            self._settle(self._run(events, isolate=True), result)
+        elif events:
             try:  # fast path: the whole batch in one transaction, no savepoints
                 outcome = self._run(events, isolate=False)
             except Exception as exc:
@@ -230,8 +238,35 @@ class Consumer:
                 # the failing events stay pending (their handlers run a second time).
                 logger.info("batch failed (%r); retrying event by event", exc)
                 outcome = self._run(events, isolate=True)
-        acks, failures, result.handled, result.duplicates = outcome
+            self._settle(outcome, result)
+        for event, entry in last_chances:
+            self._last_chance(event, entry, result)
+        return result
+
+    def _last_chance(self, event: Event, entry: RawEntry, result: ConsumeResult) -> None:
+        # One more run, alone. A marker set just before the handler runs tells the next
+        # reclaim that the handler took the process down, so such an entry cannot loop.
+        marker = last_chance_key(entry[0], self.group, entry[1])
+        try:
+            outcome = self._run([(event, entry)], isolate=True, marker=marker)
+        except Exception:
+            # Not the handler (its errors are caught in _run): the database or Redis. The
+            # handler's work rolled back, so the entry keeps its chance.
+            self.client.delete(marker)
+            raise
+        self._settle(outcome, result)
+        self.client.delete(marker)
+
+    def _settle(
+        self,
+        outcome: tuple[list[RawEntry], list[tuple[RawEntry, str]], int, int],
+        result: ConsumeResult,
+    ) -> None:
+        # XACK what committed; dead-letter failures that used up their deliveries.
+        acks, failures, handled, duplicates = outcome
         self._ack(acks)
+        result.handled += handled
+        result.duplicates += duplicates
         for entry, error in failures:
             count = deliveries(self.client, entry[0], self.group, entry[1])
             if count >= self.settings.MAX_DELIVERIES:
@@ -239,12 +274,12 @@ class Consumer:
             else:
                 result.failed += 1
                 result.errors.append(error)
-        return result
 
     def _run(
-        self, events: list[tuple[Event, RawEntry]], isolate: bool
+        self, events: list[tuple[Event, RawEntry]], isolate: bool, marker: str = ""
     ) -> tuple[list[RawEntry], list[tuple[RawEntry, str]], int, int]:
         # Handlers and inbox rows commit together; XACK happens only after this returns.
+        # The inbox is read first: an event already applied is acked whatever its count.
         acks: list[RawEntry] = []
         failures: list[tuple[RawEntry, str]] = []
         handled = duplicates = 0
@@ -262,6 +297,9 @@ class Consumer:
                 if event.id in done:
                     acks.append(entry)
                     duplicates += 1
+                    continue
+                if marker and not self.client.set(marker, self.name, nx=True, ex=self._marker_ttl):
+                    failures.append((entry, "the consumer stopped while it ran its last chance"))
                     continue
                 row = InboxEvent(group=self.group, event_id=event.id, topic=event.topic)
                 if isolate:
@@ -284,6 +322,11 @@ class Consumer:
             if new_rows:
                 inbox.bulk_create(new_rows)
         return acks, failures, handled, duplicates
+
+    @property
+    def _marker_ttl(self) -> int:
+        # Long enough to outlive any redelivery cycle; the marker only guards one entry.
+        return max(86_400, int(self.settings.VISIBILITY_TIMEOUT * 10))
 
     def _ack(self, entries: list[RawEntry]) -> None:
         if not entries:

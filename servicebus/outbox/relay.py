@@ -10,6 +10,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import timedelta
 from types import FrameType
+from typing import Any
 
 import redis
 from django.db import DatabaseError, connections, router, transaction
@@ -82,13 +83,24 @@ def _publish_claimed(
     if not claimed:
         return PublishResult()
     rows = list(pending.filter(claimed_by=token).order_by("created_at"))
+    return _publish(rows, using, settings, token=token)
+
+
+def _renew_claim(rows: list[OutboxEvent], using: str, token: str, timeout: float) -> set[Any]:
+    # Right before XADD: extend the claim on the rows still ours, and keep only those. A
+    # relay that stalled past its claim finds the rows taken (or published) by another.
     with transaction.atomic(using=using):
-        return _publish(rows, using, settings)
+        mine = OutboxEvent.objects.using(using).filter(
+            pk__in=[row.pk for row in rows], claimed_by=token, published_at__isnull=True
+        )
+        mine.update(claimed_until=timezone.now() + timedelta(seconds=timeout))
+        return set(mine.values_list("pk", flat=True))
 
 
-def _publish(rows: list[OutboxEvent], using: str, settings: OutboxSettings) -> PublishResult:
-    if not rows:
-        return PublishResult()
+def _publish(
+    rows: list[OutboxEvent], using: str, settings: OutboxSettings, token: str | None = None
+) -> PublishResult:
+    # ``token``: the rows are claimed by token (no row locks), so every write checks it.
     entries = [
         (
             row.topic,
@@ -103,6 +115,16 @@ def _publish(rows: list[OutboxEvent], using: str, settings: OutboxSettings) -> P
         )
         for row in rows
     ]
+    if token is not None and rows:
+        held = _renew_claim(rows, using, token, settings.RELAY_CLAIM_TIMEOUT)
+        if len(held) < len(rows):
+            logger.warning(
+                "relay: %d claimed row(s) lapsed to another relay", len(rows) - len(held)
+            )
+        kept = [(row, e) for row, e in zip(rows, entries, strict=True) if row.pk in held]
+        rows, entries = [row for row, _ in kept], [e for _, e in kept]
+    if not rows:
+        return PublishResult()
     try:
         results: list[str | Exception] = xadd_many(
             _client(settings), entries, settings.STREAM_MAXLEN
@@ -114,22 +136,25 @@ def _publish(rows: list[OutboxEvent], using: str, settings: OutboxSettings) -> P
         (row.pk, out) for row, out in zip(rows, results, strict=True) if not isinstance(out, str)
     ]
     pending = OutboxEvent.objects.using(using)
+    if token is not None:
+        pending = pending.filter(claimed_by=token)
     # Two UPDATEs per pass (not a per-row bulk_update): the relay's cost is per batch.
-    if ok:
-        pending.filter(pk__in=ok).update(
-            published_at=timezone.now(),
-            attempts=F("attempts") + 1,
-            claimed_by=None,
-            claimed_until=None,
-            last_error="",
-        )
-    if failed:
-        pending.filter(pk__in=[pk for pk, _ in failed]).update(
-            attempts=F("attempts") + 1,
-            claimed_by=None,
-            claimed_until=None,
-            last_error=repr(failed[0][1])[:2000],
-        )
+    with transaction.atomic(using=using):
+        if ok:
+            pending.filter(pk__in=ok).update(
+                published_at=timezone.now(),
+                attempts=F("attempts") + 1,
+                claimed_by=None,
+                claimed_until=None,
+                last_error="",
+            )
+        if failed:
+            pending.filter(pk__in=[pk for pk, _ in failed]).update(
+                attempts=F("attempts") + 1,
+                claimed_by=None,
+                claimed_until=None,
+                last_error=repr(failed[0][1])[:2000],
+            )
     result = PublishResult(published=len(ok), failed=len(failed))
     if result.failed:
         logger.warning("relay: %d event(s) not published; will retry", result.failed)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+import time
 from collections import Counter
 
 import pytest
@@ -11,6 +12,7 @@ import redis
 from django.db import connections, transaction
 
 from servicebus.outbox import publish_event
+from servicebus.outbox.models import OutboxEvent
 from servicebus.outbox.relay import Relay
 from servicebus.outbox.settings import get_outbox_settings
 from tests.integration.outbox.outbox_helpers import manage, manage_ok, proc_env, stream_event_ids
@@ -86,3 +88,32 @@ def test_concurrent_relay_processes_on_sqlite_publish_each_row_once(redis_flushe
     # Several changes to one row in one transaction are one event, so rows <= ROWS.
     assert rows > ROWS // 2 and left == 0
     assert len(published) == rows and max(published.values()) == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_relay_stalled_past_its_claim_does_not_publish_the_row_again(
+    outbox_settings, redis_client, monkeypatch
+):
+    # SQLite claim path: relay A claims the row, then stalls (GC pause, slow host) longer than
+    # RELAY_CLAIM_TIMEOUT; relay B takes the lapsed claim and publishes. A must not publish.
+    from servicebus.outbox import relay
+
+    outbox_settings.update(PUBLISH_ON_COMMIT=False, RELAY_CLAIM_TIMEOUT=0.2)
+    event_id = publish_event("stall", {}, using="default")
+    real_encode = relay.encode_fields
+    second: list[relay.PublishResult] = []
+
+    def stall_then_let_b_run(*args, **kwargs):
+        if not second:  # only relay A's first row stalls
+            second.append(relay.PublishResult())
+            time.sleep(0.3)
+            second[0] = relay.publish_pending(using="default")
+        return real_encode(*args, **kwargs)
+
+    monkeypatch.setattr(relay, "encode_fields", stall_then_let_b_run)
+    first = relay.publish_pending(using="default")
+    assert second[0].published == 1  # B published the row A had let lapse
+    assert first.published == 0
+    assert stream_event_ids(redis_client, "stall") == [event_id]
+    row = OutboxEvent.objects.using("default").get(pk=event_id)
+    assert row.published_at is not None and row.attempts == 1 and row.claimed_by is None

@@ -53,3 +53,22 @@ def test_unparseable_entries_raise_a_named_error(raw):
 def test_payload_is_compact_json():
     assert json.loads(fields()["payload"]) == {"a": 1}
     assert " " not in fields()["payload"]
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        fields(payload="[" * 100_000 + "]" * 100_000),
+        fields(headers="{" * 50_000),
+        fields(id="12"),
+        fields(topic="payments.refund"),
+    ],
+    ids=["payload-nested-too-deep", "headers-unclosed", "id-number", "topic-of-another-stream"],
+)
+def test_odd_entries_raise_the_named_error_not_something_else(raw):
+    with pytest.raises(UndecodableEvent):
+        decode_fields("8-0", raw, stream_topic="t.x")
+
+
+def test_entry_of_its_own_stream_topic_decodes():
+    assert decode_fields("9-0", fields(), stream_topic="t.x").topic == "t.x"
