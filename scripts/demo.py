@@ -63,7 +63,8 @@ def main() -> int:
         print(f"\nRunning at {base} (logs in {data_dir / 'logs'}). Try:")
         print(f"  curl {base}/products")
         print(
-            f"  curl -X POST {base}/orders -H 'X-Feature-Flags: bulk_discount' "
+            f"  curl -X POST {base}/orders -H 'Content-Type: application/json' "
+            "-H 'X-Feature-Flags: bulk_discount' "
             f"-d '{json.dumps(SAMPLE_ORDER)}'"
         )
         print("Ctrl-C stops everything.")
@@ -319,6 +320,8 @@ def place_sample_order(base: str, procs: Processes) -> dict:
 def http(method: str, url: str, body: dict | None = None, headers: dict | None = None):
     """(status, JSON body) of one request; HTTP errors are answers too."""
     data = None if body is None else json.dumps(body).encode()
+    if data is not None:
+        headers = {"Content-Type": "application/json", **(headers or {})}
     request = urllib.request.Request(url, data=data, method=method, headers=headers or {})
     try:
         with urllib.request.urlopen(request, timeout=30) as response:

@@ -76,6 +76,24 @@ class Stack:
             status, raw, hdrs = exc.code, exc.read(), exc.headers
         return Response(status, hdrs, json.loads(raw) if raw else None)
 
+    def raw(
+        self, method: str, path: str, data: bytes | None, headers: dict[str, str] | None = None
+    ) -> Response:
+        """Send ``data`` as it is; the body is parsed as JSON when it is JSON, else kept as text."""
+        req = urllib.request.Request(
+            f"http://127.0.0.1:{self.port}{path}", data=data, method=method, headers=headers or {}
+        )
+        try:
+            with urllib.request.urlopen(req, timeout=30) as resp:
+                status, raw, hdrs = resp.status, resp.read(), resp.headers
+        except urllib.error.HTTPError as exc:
+            status, raw, hdrs = exc.code, exc.read(), exc.headers
+        try:
+            body = json.loads(raw)
+        except ValueError:
+            body = raw.decode(errors="replace")
+        return Response(status, hdrs, body)
+
     def order(self, items: list[dict], card: str = CARD_OK, **headers: str) -> Response:
         """POST /orders; keyword headers use underscores (Idempotency_Key=...)."""
         hdrs = {name.replace("_", "-"): value for name, value in headers.items()}

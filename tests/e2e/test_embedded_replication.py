@@ -34,6 +34,7 @@ def replica_skus(data_dir: Path, service: str) -> set[str]:
 def post_order(port: int, sku: str, qty: int) -> tuple[int, Any]:
     body = json.dumps({"items": [{"sku": sku, "qty": qty}], "card_number": CARD_OK}).encode()
     req = urllib.request.Request(f"http://127.0.0.1:{port}/orders", data=body, method="POST")
+    req.add_header("Content-Type", "application/json")
     try:
         with urllib.request.urlopen(req, timeout=30) as resp:
             return resp.status, json.loads(resp.read())

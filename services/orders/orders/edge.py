@@ -21,8 +21,9 @@ import servicebus
 logger = logging.getLogger("orders.http")
 
 # Short and printable: it ends up in every log line of every service.
-REQUEST_ID = re.compile(r"^[A-Za-z0-9._:@+=-]{1,64}$")
-FLAG = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+# Exact and ASCII-only (fullmatch): `$` would let a trailing newline into the logs.
+REQUEST_ID = re.compile(r"[A-Za-z0-9._:@+=-]{1,64}", re.ASCII)
+FLAG = re.compile(r"[A-Za-z0-9_.-]{1,64}", re.ASCII)
 MAX_FLAGS = 32
 
 # Django runs every sync view of an ASGI process on one shared thread, so each order
@@ -33,13 +34,13 @@ _views = ThreadPoolExecutor(max_workers=32, thread_name_prefix="orders-view")
 def request_id(request: HttpRequest) -> str:
     """The caller's X-Request-ID when it is valid, else a new one."""
     given = request.headers.get("X-Request-ID", "")
-    return given if REQUEST_ID.match(given) else uuid.uuid4().hex
+    return given if REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
 
 
 def feature_flags(request: HttpRequest) -> frozenset[str]:
     """Flags from the comma-separated X-Feature-Flags header (invalid names ignored)."""
     names = (name.strip() for name in request.headers.get("X-Feature-Flags", "").split(","))
-    return frozenset(sorted(name for name in names if FLAG.match(name))[:MAX_FLAGS])
+    return frozenset(sorted(name for name in names if FLAG.fullmatch(name))[:MAX_FLAGS])
 
 
 def bus_view(view: Callable[..., HttpResponse]) -> Callable[..., Awaitable[HttpResponse]]:

@@ -6,21 +6,31 @@ import json
 import re
 from dataclasses import dataclass
 
+from django.core.exceptions import RequestDataTooBig
 from django.db import IntegrityError, router, transaction
+from django.http import HttpRequest
 from django.utils.crypto import salted_hmac
 
+from orders.http_errors import ClientError
 from orders.models import Order
 from servicebus import current_correlation_id
 
-SKU = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
-CARD_NUMBER = re.compile(r"^\d{12,19}$")
-IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,255}$")  # printable ASCII, no spaces
+# Exact, ASCII-only patterns, used with fullmatch: `$` would accept a trailing newline,
+# and `\d` Arabic-Indic or fullwidth digits.
+SKU = re.compile(r"[A-Za-z0-9_-]{1,32}", re.ASCII)
+CARD_NUMBER = re.compile(r"[0-9]{12,19}", re.ASCII)
+IDEMPOTENCY_KEY = re.compile(r"[\x21-\x7e]{1,255}", re.ASCII)  # printable ASCII, no spaces
 MAX_LINES = 50
 MAX_QTY = 1000
+# 50 lines take ~3 KB: anything far larger is not an order, and is refused unread.
+MAX_BODY_BYTES = 64 * 1024
 
 
-class InvalidOrder(ValueError):
+class InvalidOrder(ClientError):
     """The POST body or headers are not a valid order (HTTP 400)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__("invalid_request", message)
 
 
 @dataclass(frozen=True)
@@ -47,11 +57,37 @@ def atomic() -> transaction.Atomic:
     return transaction.atomic(using=router.db_for_write(Order))
 
 
-def parse_order_request(raw: bytes) -> OrderRequest:
-    """``{"items": [{"sku", "qty"}], "card_number"}`` -> OrderRequest, or InvalidOrder."""
+def read_json_body(request: HttpRequest) -> bytes:
+    """The raw body of a JSON request: 415 for another type, 413 past MAX_BODY_BYTES."""
+    charset = request.content_params.get("charset", "utf-8").lower()
+    if request.content_type != "application/json" or charset not in ("utf-8", "utf8"):
+        raise ClientError("unsupported_media_type", "send the order as application/json")
     try:
-        data = json.loads(raw or b"null")
+        declared = int(request.META.get("CONTENT_LENGTH") or 0)
     except ValueError:
+        declared = 0
+    too_large = ClientError("payload_too_large", f"the body exceeds {MAX_BODY_BYTES} bytes")
+    if declared > MAX_BODY_BYTES:
+        raise too_large
+    try:
+        raw = request.body
+    except RequestDataTooBig:  # Django's own, larger limit
+        raise too_large
+    if len(raw) > MAX_BODY_BYTES:  # a chunked body declares no length
+        raise too_large
+    return raw
+
+
+def parse_order_request(raw: bytes) -> OrderRequest:
+    """``{"items": [{"sku", "qty"}], "card_number"}`` -> OrderRequest, or InvalidOrder.
+
+    Messages name the field (``items[2].qty``) and never echo the input back.
+    """
+    try:
+        data = json.loads(raw.decode("utf-8"))
+    except RecursionError:
+        raise InvalidOrder("the body is nested too deeply")
+    except ValueError:  # not UTF-8, not JSON, or an integer with thousands of digits
         raise InvalidOrder("the body is not JSON")
     if not isinstance(data, dict):
         raise InvalidOrder("the body must be a JSON object")
@@ -59,25 +95,27 @@ def parse_order_request(raw: bytes) -> OrderRequest:
     if not isinstance(items, list) or not 0 < len(items) <= MAX_LINES:
         raise InvalidOrder(f"'items' must be a list of 1-{MAX_LINES} {{sku, qty}} objects")
     clean = []
-    for item in items:
-        sku = item.get("sku") if isinstance(item, dict) else None
-        qty = item.get("qty") if isinstance(item, dict) else None
-        if not isinstance(sku, str) or not SKU.match(sku):
-            raise InvalidOrder(f"bad sku in {item!r}")
+    for i, item in enumerate(items):
+        if not isinstance(item, dict):
+            raise InvalidOrder(f"items[{i}] must be a {{sku, qty}} object")
+        sku, qty = item.get("sku"), item.get("qty")
+        if not isinstance(sku, str) or not SKU.fullmatch(sku):
+            raise InvalidOrder(f"items[{i}].sku must be 1-32 ASCII letters, digits, '-' or '_'")
         if type(qty) is not int or not 0 < qty <= MAX_QTY:
-            raise InvalidOrder(f"'qty' must be an integer from 1 to {MAX_QTY} in {item!r}")
+            raise InvalidOrder(f"items[{i}].qty must be an integer from 1 to {MAX_QTY}")
         clean.append({"sku": sku, "qty": qty})
     card = data.get("card_number")
-    if not isinstance(card, str) or not CARD_NUMBER.match(card.replace(" ", "")):
-        raise InvalidOrder("'card_number' must be a string of 12-19 digits")
-    return OrderRequest(items=clean, card_number=card.replace(" ", ""))
+    card = card.replace(" ", "") if isinstance(card, str) else None
+    if card is None or not CARD_NUMBER.fullmatch(card):
+        raise InvalidOrder("'card_number' must be a string of 12-19 digits (0-9)")
+    return OrderRequest(items=clean, card_number=card)
 
 
 def validate_idempotency_key(key: str | None) -> str | None:
     """The Idempotency-Key header, None when absent; InvalidOrder when malformed."""
     if key is None:
         return None
-    if not IDEMPOTENCY_KEY.match(key):
+    if not IDEMPOTENCY_KEY.fullmatch(key):
         raise InvalidOrder("Idempotency-Key must be 1-255 printable ASCII characters")
     return key
 

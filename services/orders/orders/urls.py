@@ -8,3 +8,9 @@ urlpatterns = [
     path("products", views.list_products, name="products"),
     path("health", views.health, name="health"),
 ]
+
+# Every error the API returns is JSON, Django's own included.
+handler400 = "orders.http_errors.bad_request"
+handler403 = "orders.http_errors.permission_denied"
+handler404 = "orders.http_errors.not_found"
+handler500 = "orders.http_errors.server_error"

@@ -7,12 +7,16 @@ import logging
 from django.conf import settings
 from django.db import connection
 from django.http import HttpRequest, JsonResponse
-from django.views.decorators.http import require_GET, require_POST
 
 import servicebus
 from orders.edge import bus_view
-from orders.http_errors import error_response
-from orders.intake import InvalidOrder, open_order, parse_order_request, validate_idempotency_key
+from orders.http_errors import ClientError, allow, error_response
+from orders.intake import (
+    open_order,
+    parse_order_request,
+    read_json_body,
+    validate_idempotency_key,
+)
 from orders.models import Order
 from orders.saga import OrderSaga
 
@@ -21,15 +25,15 @@ logger = logging.getLogger("orders.http")
 HEALTH_TIMEOUT = 1.0
 
 
-@require_POST
+@allow("POST")
 @bus_view
 def create_order(request: HttpRequest) -> JsonResponse:
     """Place an order: 201 confirmed, 200 replayed, 202 in progress, 4xx/5xx failed."""
     try:
-        order_request = parse_order_request(request.body)
+        order_request = parse_order_request(read_json_body(request))
         key = validate_idempotency_key(request.headers.get("Idempotency-Key"))
-    except InvalidOrder as exc:
-        return error_response("invalid_request", str(exc))
+    except ClientError as exc:  # nothing written yet: a refused request leaves no row
+        return error_response(exc.code, str(exc))
     order, created = open_order(order_request, key)
     if not created and order.request_fingerprint != order_request.fingerprint():
         return error_response(
@@ -56,7 +60,7 @@ def order_response(order: Order, *, replayed: bool = False) -> JsonResponse:
     return response
 
 
-@require_GET
+@allow("GET")
 @bus_view
 def get_order(request: HttpRequest, order_id: str) -> JsonResponse:
     """One order with its saga log, or 404."""
@@ -66,7 +70,7 @@ def get_order(request: HttpRequest, order_id: str) -> JsonResponse:
     return JsonResponse({"order": order.as_dict()})
 
 
-@require_GET
+@allow("GET")
 @bus_view
 def list_products(request: HttpRequest) -> JsonResponse:
     """Products and stock, read from the inventory service over the bus."""
@@ -79,7 +83,7 @@ def list_products(request: HttpRequest) -> JsonResponse:
     return JsonResponse(reply)
 
 
-@require_GET
+@allow("GET")
 @bus_view
 def health(request: HttpRequest) -> JsonResponse:
     """200 when the database and every service (over the bus) answer, else 503."""

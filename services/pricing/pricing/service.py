@@ -15,7 +15,8 @@ logger = logging.getLogger("pricing")
 
 pricing = Service("pricing")
 
-CARD_NUMBER = re.compile(r"^\d{12,19}$")
+# fullmatch, ASCII digits only: `\d` takes Arabic-Indic digits, `$` a trailing newline.
+CARD_NUMBER = re.compile(r"[0-9]{12,19}", re.ASCII)
 
 
 def _field(body: Any, name: str, kind: type) -> Any:
@@ -54,7 +55,7 @@ def charge(request: Request) -> dict:
     amount = _field(request.body, "amount_cents", int)
     currency = _field(request.body, "currency", str)
     card = _field(request.body, "card_number", str)
-    if amount < 1 or not CARD_NUMBER.match(card):
+    if amount < 1 or not CARD_NUMBER.fullmatch(card):
         raise BadRequest("'amount_cents' must be positive and 'card_number' 12-19 digits")
     logger.info("charge order %s: %d %s on card *%s", order_id, amount, currency, card[-4:])
     return payments.charge(order_id, amount, currency, card).as_dict()
