@@ -3,7 +3,8 @@
     ServiceBusError                  root: catch this to catch everything below
     ├── CallTimeout                  no reply before the deadline
     ├── Backpressure                 the request channel is at capacity (raised at once)
-    ├── BusUnavailable               Redis (the channel layer) cannot be reached
+    ├── BusUnavailable               Redis (the channel layer) cannot be reached: retry
+    │   └── BusMisconfigured         fatal: credentials, TLS, Redis version, no such layer
     ├── BadRequest                   malformed envelope or body, or one that cannot be sent
     │   └── PayloadTooLarge          the encoded body is over the size limit
     ├── RemoteError                  the handler failed; .code, .message, .details
@@ -24,6 +25,7 @@ from typing import Any
 __all__ = [
     "Backpressure",
     "BadRequest",
+    "BusMisconfigured",
     "BusUnavailable",
     "CallTimeout",
     "MethodNotFound",
@@ -80,6 +82,16 @@ class BusUnavailable(ServiceBusError):
 
     code = "unavailable"
     hint = "check that Redis is running and CHANNEL_LAYERS points at it"
+
+
+class BusMisconfigured(BusUnavailable):
+    """The channel layer refused us for a reason no retry can fix (auth, TLS, version)."""
+
+    code = "misconfigured"
+    hint = (
+        "fix CHANNEL_LAYERS (password or ACL user, TLS settings, a Redis >= 7.0): "
+        "retrying will not help"
+    )
 
 
 class BadRequest(ServiceBusError):

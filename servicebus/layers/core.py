@@ -487,6 +487,28 @@ class RedisChannelLayer(StockRedisChannelLayer):
 
         task.add_done_callback(forget)
 
+    # ---- native API used by servicebus.transport -----------------------------------
+
+    async def check(self) -> None:
+        """Connect to every shard: AUTH, SELECT and the server version (raises on failure)."""
+        state = self._state()
+        for index in range(self.ring_size):
+            clients = await self._shard(state, index)
+            await clients.check_version()
+
+    async def command(self, key: str, *args: Any) -> Any:
+        """Run one raw command on the shard owning ``key``."""
+        clients = await self._shard(self._state(), self.consistent_hash(key))
+        return await clients.commands.execute_command(*args)
+
+    async def pipeline(self, key: str, commands: list[list[Any]]) -> list[Any]:
+        """Run raw commands in one round trip on the shard owning ``key``."""
+        clients = await self._shard(self._state(), self.consistent_hash(key))
+        async with clients.commands.pipeline(transaction=False) as pipe:
+            for args in commands:
+                pipe.execute_command(*args)
+            return list(await pipe.execute())
+
     # ---- groups --------------------------------------------------------------------
 
     async def group_add(self, group: str, channel: str) -> None:

@@ -1,0 +1,89 @@
+"""``RedisTransport``: the core over servicebus's own Redis layer, with its batched API."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Sequence
+from typing import Any
+
+from servicebus.conf import REPLY_CHANNEL_PREFIX
+from servicebus.errors import BadRequest, ServiceBusError
+from servicebus.layers import RedisChannelLayer
+
+from .base import Delivered, DropListener, Sent, Transport, map_error
+
+
+class RedisTransport(Transport):
+    """Coalesced sends, batched pops and drained reply channels of ``RedisChannelLayer``."""
+
+    def __init__(self, layer: RedisChannelLayer, on_drop: DropListener | None = None) -> None:
+        self.layer = layer
+        if on_drop is not None:
+            # The layer reports every message it drops (expired, undecodable, ...).
+            layer.on_drop = on_drop
+
+    def send_nowait(self, channel: str, message: dict[str, Any], sent: Sent | None = None) -> None:
+        """Queue ``message``; sends of one loop tick go to Redis in one script call."""
+        try:
+            future = self.layer.send_nowait(channel, message)
+        except (TypeError, AssertionError, ValueError) as exc:
+            # The layer's checks of the name and message (stock exception types).
+            raise BadRequest(f"cannot send to {channel!r}: {exc}") from None
+        except Exception as exc:
+            raise map_error(exc, channel) from exc
+        if sent is not None:
+            future.add_done_callback(functools.partial(self.settle, channel, sent))
+
+    async def receive(
+        self, channel: str, max_count: int, timeout: float | None = None
+    ) -> list[Any]:
+        """One batched atomic pop of up to ``max_count`` messages."""
+        try:
+            return await self.layer.receive_many(channel, max_count, timeout=timeout)
+        except ServiceBusError:
+            raise
+        except Exception as exc:
+            raise map_error(exc, channel) from exc
+
+    async def reply_channel(self) -> str:
+        """A process-local channel drained by the layer for this process."""
+        try:
+            return str(await self.layer.new_channel(REPLY_CHANNEL_PREFIX))
+        except Exception as exc:
+            raise map_error(exc) from exc
+
+    async def listen(self, channel: str, deliver: Delivered) -> None:
+        """The layer's drainer calls ``deliver`` with each batch: no task wake per batch."""
+        try:
+            await self.layer.listen_local(channel, deliver)
+        except Exception as exc:
+            raise map_error(exc, channel) from exc
+
+    async def check(self) -> None:
+        """Connect to every shard, authenticate and check the server version."""
+        try:
+            await self.layer.check()
+        except Exception as exc:
+            raise map_error(exc) from exc
+
+    async def claim(self, keys_and_expiry: Sequence[tuple[str, float]]) -> list[bool]:
+        """SET key NX PXAT for every key, pipelined on the shard of the first key."""
+        if not keys_and_expiry:
+            return []
+        prefix = self.layer.prefix
+        commands = [
+            ["SET", prefix + key, b"1", "NX", "PXAT", max(1, int(expiry * 1000))]
+            for key, expiry in keys_and_expiry
+        ]
+        try:
+            replies = await self.layer.pipeline(prefix + keys_and_expiry[0][0], commands)
+        except Exception as exc:
+            raise map_error(exc) from exc
+        return [reply is not None for reply in replies]
+
+    async def close(self) -> None:
+        """Flush this loop's queued sends and close its connections."""
+        try:
+            await self.layer.close()
+        except Exception as exc:
+            raise map_error(exc) from exc
