@@ -15,20 +15,12 @@ import threading
 from collections.abc import Coroutine, Iterable, Mapping
 from typing import Any, TypeVar
 
-from servicebus.client import acall
+from servicebus.client import acall, check_timeout
 from servicebus.conf import get_settings
-from servicebus.context import _handler_loop
+from servicebus.context import handler_loop
+from servicebus.runner import new_event_loop
 
 T = TypeVar("T")
-
-
-def _new_loop() -> asyncio.AbstractEventLoop:
-    try:
-        import uvloop
-
-        return uvloop.new_event_loop()
-    except ImportError:
-        return asyncio.new_event_loop()
 
 
 class Bridge:
@@ -49,7 +41,7 @@ class Bridge:
         with self._lock:
             if self._loop is None or self._pid != os.getpid() or self._loop.is_closed():
                 started = threading.Event()
-                loop = _new_loop()
+                loop = new_event_loop()
 
                 def run() -> None:
                     asyncio.set_event_loop(loop)
@@ -61,10 +53,6 @@ class Bridge:
                 started.wait()
                 self._loop, self._thread, self._pid = loop, thread, os.getpid()
             return self._loop
-
-    def in_bridge_thread(self) -> bool:
-        """True when the caller runs on the bridge's own thread."""
-        return self._thread is not None and threading.current_thread() is self._thread
 
     def submit(self, coro: Coroutine[Any, Any, T]) -> concurrent.futures.Future[T]:
         """Schedule ``coro`` on the bridge loop; contextvars of the caller travel with it."""
@@ -107,9 +95,9 @@ def call(
             "servicebus.call() blocks; in async code (a running event loop) use "
             "`await servicebus.acall(...)` instead"
         )
-    wait = get_settings().DEFAULT_TIMEOUT if timeout is None else timeout
+    wait = get_settings().DEFAULT_TIMEOUT if timeout is None else check_timeout(timeout)
     coro = acall(channel, method, body, timeout=timeout, headers=headers, flags=flags)
-    loop = _handler_loop.get()
+    loop = handler_loop()
     if loop is not None and loop.is_running():
         # A sync handler's thread: its worker loop is free while the handler runs.
         future = asyncio.run_coroutine_threadsafe(coro, loop)

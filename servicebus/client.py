@@ -1,8 +1,8 @@
 """``acall``: send a request, wait for its reply (or a typed error).
 
-Each event loop gets one reply channel and one listener task (``ReplyRouter``) that maps
-request ids to waiting futures, as nameko does: a call costs one send and no extra
-round trip to wait, and a late reply is counted and dropped.
+Each (event loop, transport) gets one reply channel and one supervised listener
+(``ReplyRouter``) that maps request ids to waiting futures, as nameko does: a call costs
+one send and no extra round trip to wait, and a late reply is counted and dropped.
 """
 
 from __future__ import annotations
@@ -10,16 +10,16 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import math
 import time
 import uuid
 import weakref
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from channels.exceptions import ChannelFull
-from channels.layers import get_channel_layer
-
-from servicebus.conf import REPLY_CHANNEL_PREFIX, get_settings
+from servicebus import hooks
+from servicebus.backoff import Backoff
+from servicebus.conf import MAX_TIMEOUT, get_settings, service_of
 from servicebus.context import current_edge, current_request
 from servicebus.envelope import (
     Reply,
@@ -29,47 +29,50 @@ from servicebus.envelope import (
     request_message,
     validate_headers,
 )
-from servicebus.errors import Backpressure, BusUnavailable, CallTimeout, rebuild_error
+from servicebus.errors import (
+    Backpressure,
+    BadRequest,
+    BusUnavailable,
+    CallTimeout,
+    ServiceBusError,
+    rebuild_error,
+)
 from servicebus.metrics import metrics
+from servicebus.transport import Transport, check_channel_name, get_transport
 
 logger = logging.getLogger("servicebus.client")
 
-try:  # redis is a dependency, but the client also runs on the in-memory layer
-    from redis.exceptions import ConnectionError as _RedisConnectionError
-    from redis.exceptions import TimeoutError as _RedisTimeoutError
 
-    _UNAVAILABLE: tuple[type[BaseException], ...] = (
-        _RedisConnectionError,
-        _RedisTimeoutError,
-        ConnectionError,
-        OSError,
-    )
-except ImportError:  # pragma: no cover
-    _UNAVAILABLE = (ConnectionError, OSError)
-
-
-def get_layer(alias: str | None = None) -> Any:
-    """The channel layer servicebus uses (``SERVICEBUS['CHANNEL_LAYER']``, default 'default')."""
-    name = alias or get_settings().CHANNEL_LAYER
-    layer = get_channel_layer(name)
-    if layer is None:
-        raise BusUnavailable(f"no channel layer {name!r} in CHANNEL_LAYERS")
-    return layer
+def check_timeout(timeout: Any) -> float:
+    """``timeout`` as seconds if it is a finite number in (0, MAX_TIMEOUT]; else BadRequest."""
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)):
+        raise BadRequest(f"timeout must be a number of seconds, got {type(timeout).__name__}")
+    seconds = float(timeout)
+    if not (math.isfinite(seconds) and 0 < seconds <= MAX_TIMEOUT):
+        raise BadRequest(
+            f"timeout must be finite, above 0 and at most {MAX_TIMEOUT:g} s, got {timeout!r}"
+        )
+    return seconds
 
 
 class ReplyRouter:
-    """One reply channel per (event loop, layer); routes replies to waiting calls by id."""
+    """One reply channel per (event loop, transport); routes replies to waiting calls by id.
 
-    def __init__(self, layer: Any) -> None:
-        self.layer = layer
+    The listener is supervised: when listening fails it is logged and started again with
+    backoff; a reply that cannot be delivered is counted and dropped, never fatal.
+    """
+
+    def __init__(self, transport: Transport) -> None:
+        self.transport = transport
         self.channel: str | None = None
         self._waiters: dict[str, asyncio.Future[Reply]] = {}
         self._task: asyncio.Task[None] | None = None
         self._starting: asyncio.Lock | None = None
+        self._backoff = Backoff(0.05, 1.0)
 
     @property
     def alive(self) -> bool:
-        """False once the listener stopped (its loop closed or it was cancelled)."""
+        """False once the listener task ended (crashed, cancelled, or its loop closed)."""
         return self._task is None or not self._task.done()
 
     async def ensure_started(self) -> str:
@@ -80,12 +83,25 @@ class ReplyRouter:
             self._starting = asyncio.Lock()
         async with self._starting:
             if self.channel is None:
-                channel = await self.layer.new_channel(REPLY_CHANNEL_PREFIX)
-                self._task = asyncio.get_running_loop().create_task(
-                    self._listen(channel), name=f"servicebus-replies-{channel}"
-                )
+                channel = await self.transport.reply_channel()
+                self._start(channel)
                 self.channel = channel
         return self.channel
+
+    def _start(self, channel: str) -> None:
+        self._task = asyncio.get_running_loop().create_task(
+            self._supervise(channel), name=f"servicebus-replies-{channel}"
+        )
+
+    def revive(self) -> None:
+        """Start the listener again after its task ended (counted, logged)."""
+        task, channel = self._task, self.channel
+        if task is None or not task.done() or channel is None:
+            return
+        reason = "cancelled" if task.cancelled() else repr(task.exception())
+        metrics.inc("reply_listener_restarts")
+        logger.error("reply listener on %s ended (%s); restarting it", channel, reason)
+        self._start(channel)
 
     def expect(self, request_id: str) -> asyncio.Future[Reply]:
         """A future resolved when the reply to ``request_id`` arrives."""
@@ -97,47 +113,39 @@ class ReplyRouter:
         """Stop waiting for ``request_id``; a reply arriving later is counted as late."""
         self._waiters.pop(request_id, None)
 
-    async def _listen(self, channel: str) -> None:
-        backoff = 0.05
-        listen_local = getattr(self.layer, "listen_local", None)
-        receive_many = getattr(self.layer, "receive_many", None)
-        deliver_many = functools.partial(self._deliver_many, channel)
+    async def _supervise(self, channel: str) -> None:
         while True:
             try:
-                if listen_local is not None:
-                    # The layer's drainer calls us with each batch: no wake-up of this task.
-                    await listen_local(channel, deliver_many)
-                    continue
-                if receive_many is not None:
-                    # Every reply already in the process in one wake-up, not one each.
-                    messages = await receive_many(channel, 256)
-                else:
-                    messages = [await self.layer.receive(channel)]
-                backoff = 0.05
+                await self.transport.listen(channel, self.deliver)
+                logger.error("reply listener on %s returned; restarting it", channel)
             except asyncio.CancelledError:
                 raise
-            except Exception as exc:
+            except BusUnavailable as exc:
                 # Redis went away: keep listening; callers time out meanwhile.
-                logger.warning("reply listener on %s: %r; retrying", channel, exc)
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 1.0)
-                continue
-            for message in messages:
-                self._deliver(channel, message)
+                logger.warning("reply listener on %s: %s; retrying", channel, exc)
+            except Exception:
+                logger.exception("reply listener on %s crashed; restarting it", channel)
+            metrics.inc("reply_listener_restarts")
+            await asyncio.sleep(self._backoff.next())
 
-    def _deliver_many(self, channel: str, messages: list[Any]) -> None:
+    def deliver(self, messages: list[Any]) -> None:
+        """Resolve the calls waiting for ``messages``; each one on its own."""
         for message in messages:
-            self._deliver(channel, message)
+            try:
+                self._deliver(message)
+            except Exception:
+                logger.exception("delivering a reply failed; dropped it")
+                hooks.dropped("error", "replies")
+        self._backoff.reset()
 
-    def _deliver(self, channel: str, message: Any) -> None:
+    def _deliver(self, message: Any) -> None:
         reply = parse_reply(message)
         if reply is None:
-            metrics.inc("replies_malformed")
-            logger.warning("dropped a message on %s that is not a reply", channel)
+            hooks.dropped("malformed", "replies")
             return
         future = self._waiters.pop(reply.id, None)
         if future is None or future.done():
-            metrics.inc("replies_late")
+            hooks.dropped("late", "replies")
             return
         future.set_result(reply)
 
@@ -145,42 +153,37 @@ class ReplyRouter:
 _routers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[int, ReplyRouter]] = (
     weakref.WeakKeyDictionary()
 )
-# The router of the last (loop, layer) pair used: nearly every call hits it, and it spares
-# a weak-dictionary lookup per call. Only ever touched from a running loop's thread, and
-# checked against both loop and layer, so a stale entry is never used.
+# The router of the last (loop, transport) pair used: nearly every call hits it, and it
+# spares a weak-dictionary lookup per call. Only ever touched from a running loop's thread,
+# and checked against both loop and transport, so a stale entry is never used.
 _last: tuple[asyncio.AbstractEventLoop | None, Any, ReplyRouter | None] = (None, None, None)
 
 
-def _router_for(layer: Any) -> ReplyRouter:
+def router_for(transport: Transport) -> ReplyRouter:
+    """The reply router of the running loop for ``transport`` (made on first use)."""
     global _last
     loop = asyncio.get_running_loop()
-    last_loop, last_layer, router = _last
-    if loop is last_loop and layer is last_layer and router is not None and router.alive:
+    last_loop, last_transport, router = _last
+    if loop is last_loop and transport is last_transport and router is not None:
+        if not router.alive:
+            router.revive()
         return router
     per_loop = _routers.setdefault(loop, {})
-    router = per_loop.get(id(layer))
-    if router is None or router.layer is not layer or not router.alive:
-        router = per_loop[id(layer)] = ReplyRouter(layer)
-    _last = (loop, layer, router)
+    router = per_loop.get(id(transport))
+    if router is None or router.transport is not transport:
+        router = per_loop[id(transport)] = ReplyRouter(transport)
+    elif not router.alive:
+        router.revive()
+    _last = (loop, transport, router)
     return router
 
 
-def _send_error(exc: BaseException, channel: str) -> BaseException:
-    if isinstance(exc, ChannelFull):
+def _send_failed(future: asyncio.Future[Reply], error: ServiceBusError | None) -> None:
+    if error is None or future.done():
+        return
+    if isinstance(error, Backpressure):
         metrics.inc("calls_backpressure")
-        return Backpressure(f"{channel} is at capacity; nothing was sent")
-    if isinstance(exc, _UNAVAILABLE):
-        return BusUnavailable(f"cannot reach the channel layer: {exc}")
-    return exc
-
-
-def _send_failed(reply: asyncio.Future[Reply], channel: str, sent: asyncio.Future[None]) -> None:
-    if sent.cancelled():
-        error: BaseException | None = BusUnavailable("the send was cancelled (layer closing)")
-    else:
-        error = sent.exception()
-    if error is not None and not reply.done():
-        reply.set_exception(_send_error(error, channel))
+    future.set_exception(error)
 
 
 def _expire(future: asyncio.Future[Reply]) -> None:
@@ -203,20 +206,27 @@ async def acall(
     RemoteError (with the handler's code).
     """
     settings = get_settings()
+    wait = settings.DEFAULT_TIMEOUT if timeout is None else check_timeout(timeout)
+    check_channel_name(channel)
+    if not isinstance(method, str) or not method:
+        raise BadRequest(f"method must be a non-empty str, got {method!r}")
     parent = current_request()
     edge = current_edge() if parent is None else None
     now = time.time()
-    wait = settings.DEFAULT_TIMEOUT if timeout is None else float(timeout)
+    deadline = now + wait
     merged_headers: dict[str, str] = {}
     merged_flags: set[str] = set()
     correlation_id: str | None = None
     caller = settings.SERVICE_NAME
+    parent_id: str | None = None
     if parent is not None:
         # Nested call: inherit the chain's identity and never outlive the parent.
         correlation_id = parent.correlation_id
-        merged_headers.update(parent.headers)
+        parent_id = parent.id or None
+        if parent.headers:
+            merged_headers.update(hooks.headers_to_inherit(parent.headers))
         merged_flags.update(parent.flags)
-        wait = min(wait, parent.deadline - now)
+        deadline = min(deadline, parent.deadline)
         caller = parent.service or caller
     elif edge is not None:
         correlation_id = edge.correlation_id
@@ -227,54 +237,75 @@ async def acall(
         if isinstance(flags, str):
             flags = [flags]
         merged_flags.update(str(f) for f in flags)
+    wait = deadline - now
     if wait <= 0:
         metrics.inc("calls_timeout")
         raise CallTimeout(
             f"no time left to call {channel} {method}: the parent request's deadline passed"
         )
     encoded = encode_body(body, settings.MAX_BODY_SIZE)
-    layer = get_layer()
-    router = _router_for(layer)
+    transport = get_transport()
+    router = router_for(transport)
     request_id = uuid.uuid4().hex
+    reply_to = await router.ensure_started()
+    info: hooks.CallInfo | None = None
+    if hooks.enabled:
+        info = hooks.CallInfo(
+            "client",
+            service=service_of(channel),
+            method=method,
+            channel=channel,
+            caller=caller,
+            correlation_id=correlation_id or request_id,
+            request_id=request_id,
+            parent_id=parent_id,
+            headers=merged_headers,
+        )
+        hooks.run(hooks.client_start, info)
     try:
-        reply_to = await router.ensure_started()
-    except _UNAVAILABLE as exc:
-        raise BusUnavailable(f"cannot reach the channel layer: {exc}") from exc
-    message = request_message(
-        id=request_id,
-        correlation_id=correlation_id or request_id,
-        method=method,
-        body=encoded,
-        reply_to=reply_to,
-        deadline=now + wait,
-        headers=merged_headers,
-        flags=merged_flags,
-        caller=caller,
-    )
-    future = router.expect(request_id)
-    try:
-        send_nowait = getattr(layer, "send_nowait", None)
-        if send_nowait is not None:
+        message = request_message(
+            id=request_id,
+            correlation_id=correlation_id or request_id,
+            method=method,
+            body=encoded,
+            reply_to=reply_to,
+            deadline=deadline,
+            headers=merged_headers,
+            flags=merged_flags,
+            caller=caller,
+            parent=parent_id,
+        )
+        future = router.expect(request_id)
+        try:
             # Wait for the send's outcome and the reply together: a refused send fails
             # the call at once, an accepted one costs no extra task switch.
-            send_nowait(channel, message).add_done_callback(
-                functools.partial(_send_failed, future, channel)
-            )
-        else:
+            transport.send_nowait(channel, message, functools.partial(_send_failed, future))
+            handle = asyncio.get_running_loop().call_later(wait, _expire, future)
             try:
-                await layer.send(channel, message)
-            except (ChannelFull, *_UNAVAILABLE) as exc:
-                raise _send_error(exc, channel) from exc
-        handle = asyncio.get_running_loop().call_later(wait, _expire, future)
-        try:
-            reply = await future
-        except TimeoutError:
-            metrics.inc("calls_timeout")
-            raise CallTimeout(f"no reply from {channel} {method} within {wait:.3g}s") from None
+                reply = await future
+            except TimeoutError:
+                metrics.inc("calls_timeout")
+                raise CallTimeout(f"no reply from {channel} {method} within {wait:.3g}s") from None
+            finally:
+                handle.cancel()
         finally:
-            handle.cancel()
+            router.forget(request_id)
+        if reply.ok:
+            return decode_body(reply.body)
+        raise rebuild_error(reply.error)
+    except ServiceBusError as exc:
+        if info is not None:
+            info.code = exc.code
+        raise
+    except asyncio.CancelledError:
+        if info is not None:
+            info.code = "cancelled"
+        raise
+    except Exception:
+        if info is not None:
+            info.code = "error"
+        raise
     finally:
-        router.forget(request_id)
-    if reply.ok:
-        return decode_body(reply.body)
-    raise rebuild_error(reply.error)
+        if info is not None:
+            info.duration = time.time() - info.started
+            hooks.run(hooks.client_end, info)

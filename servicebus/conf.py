@@ -17,8 +17,12 @@ REQUEST_TYPE = "servicebus.request"
 REPLY_TYPE = "servicebus.reply"
 
 # Channel names.
-REQUEST_CHANNEL_TEMPLATE = "{service}.request"
+REQUEST_CHANNEL_SUFFIX = ".request"
+REQUEST_CHANNEL_TEMPLATE = "{service}" + REQUEST_CHANNEL_SUFFIX
 REPLY_CHANNEL_PREFIX = "servicebus.reply"
+
+# The longest timeout a call may ask for (seconds): beyond it is a mistake, not a wait.
+MAX_TIMEOUT = 86400.0
 
 
 @dataclass(frozen=True)
@@ -63,6 +67,11 @@ def get_settings() -> Settings:
 def request_channel(service: str) -> str:
     """The channel a service listens on by default."""
     return REQUEST_CHANNEL_TEMPLATE.format(service=service)
+
+
+def service_of(channel: str) -> str:
+    """The service name of a request channel (the channel itself when not a default name)."""
+    return channel.removesuffix(REQUEST_CHANNEL_SUFFIX) or channel
 
 
 def _reset_on_setting_changed(**kwargs: Any) -> None:

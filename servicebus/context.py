@@ -47,6 +47,30 @@ def current_request() -> Request | None:
     return _current.get()
 
 
+def enter_request(request: Request | None) -> contextvars.Token[Request | None]:
+    """Make ``request`` current (a worker, before its handler runs); undo with ``leave_request``."""
+    return _current.set(request)
+
+
+def leave_request(token: contextvars.Token[Request | None]) -> None:
+    """Undo ``enter_request``."""
+    _current.reset(token)
+
+
+def handler_loop() -> asyncio.AbstractEventLoop | None:
+    """The worker loop of the sync handler running in this thread, or None."""
+    return _handler_loop.get()
+
+
+def sync_handler_context(loop: asyncio.AbstractEventLoop) -> contextvars.Context:
+    """A copy of the current context for a sync handler's thread, bound to worker ``loop``."""
+    token = _handler_loop.set(loop)
+    try:
+        return contextvars.copy_context()
+    finally:
+        _handler_loop.reset(token)
+
+
 def current_edge() -> EdgeContext | None:
     """What the nearest edge bound with ``bind()``, or None."""
     return _edge.get()

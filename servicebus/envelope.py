@@ -80,9 +80,10 @@ def request_message(
     headers: Mapping[str, str],
     flags: Iterable[str],
     caller: str,
+    parent: str | None = None,
 ) -> dict[str, Any]:
     """Build the request message sent on a service's request channel."""
-    return {
+    message: dict[str, Any] = {
         "type": REQUEST_TYPE,
         "v": PROTOCOL_VERSION,
         "id": id,
@@ -95,6 +96,10 @@ def request_message(
         "flags": sorted(flags),
         "caller": caller,
     }
+    if parent is not None:
+        # Optional: the request being handled when this one was made (traces).
+        message["parent"] = parent
+    return message
 
 
 class EnvelopeError(Exception):
@@ -120,6 +125,7 @@ class RequestEnvelope:
     headers: dict[str, str]
     flags: frozenset[str]
     caller: str
+    parent: str | None = None
 
 
 def _str_or_none(value: Any) -> str | None:
@@ -161,6 +167,9 @@ def parse_request(message: Any) -> RequestEnvelope:
         raise EnvelopeError("flags must be a list of str", reply_to, req_id)
     if not isinstance(caller, str):
         raise EnvelopeError("caller must be a str", reply_to, req_id)
+    parent = message.get("parent")
+    if parent is not None and not isinstance(parent, str):
+        raise EnvelopeError("parent must be a str request id", reply_to, req_id)
     correlation_id = _str_or_none(message.get("cid")) or req_id
     return RequestEnvelope(
         id=req_id,
@@ -172,6 +181,7 @@ def parse_request(message: Any) -> RequestEnvelope:
         headers=headers,
         flags=frozenset(flags),
         caller=caller,
+        parent=parent or None,
     )
 
 

@@ -22,6 +22,8 @@ class Request:
     id: str = ""
     service: str = ""
     reply_to: str | None = None
+    # The id of the request whose handler made this call (None at an edge): for traces.
+    parent_id: str | None = None
 
     def remaining(self) -> float:
         """Seconds left before the caller gives up (may be negative)."""

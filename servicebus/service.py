@@ -1,35 +1,49 @@
-"""``Service``: named methods a worker serves on the service's request channel."""
+"""``Service``: named methods, and dispatch — one message in, one reply out (never sends).
+
+Receiving, bounded concurrency and sending replies belong to the worker
+(``servicebus.worker``); ``Service.dispatch`` is what it calls for each message.
+"""
 
 from __future__ import annotations
 
 import asyncio
-import contextvars
-import functools
 import inspect
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from concurrent.futures import Executor
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
+from servicebus import hooks
 from servicebus.conf import get_settings, request_channel
-from servicebus.context import _current, _handler_loop
+from servicebus.context import enter_request, leave_request, sync_handler_context
 from servicebus.envelope import (
     EnvelopeError,
+    RequestEnvelope,
     decode_body,
     encode_body,
     error_reply,
     ok_reply,
     parse_request,
 )
-from servicebus.errors import BadRequest, MethodNotFound, ServiceBusError
+from servicebus.errors import (
+    BadRequest,
+    MethodNotFound,
+    PayloadTooLarge,
+    ServiceBusError,
+)
 from servicebus.metrics import metrics
 from servicebus.request import Request
+
+if TYPE_CHECKING:
+    from servicebus.worker import ServiceConsumer
 
 logger = logging.getLogger("servicebus.service")
 
 Handler = Callable[[Request], Any]
 H = TypeVar("H", bound=Handler)
+#: A reply to send: (reply channel, reply message).
+Outgoing = tuple[str, dict[str, Any]]
 
 
 def _close_old_connections() -> None:
@@ -65,11 +79,15 @@ class Service:
     def __repr__(self) -> str:
         return f"<Service {self.name!r} on {self.channel!r}: {sorted(self._handlers)}>"
 
-    def method(self, name: str | None = None) -> Callable[[H], H]:
+    def method(self, name: str | None = None, **options: Any) -> Callable[[H], H]:
         """Register a sync or async ``handler(request) -> reply body`` under ``name``."""
+        if options:
+            raise TypeError(f"unknown method option(s): {sorted(options)}")
 
         def register(fn: H) -> H:
             method_name = name or fn.__name__
+            if hooks.is_reserved(method_name):
+                raise ValueError(f"{self.name}: method names starting with '_' are reserved")
             if method_name in self._handlers:
                 raise ValueError(f"{self.name}: method {method_name!r} is already registered")
             self._handlers[method_name] = fn
@@ -89,75 +107,136 @@ class Service:
 
     def as_consumer(self, *, concurrency: int | None = None) -> ServiceConsumer:
         """An ASGI application for channels routing (``ChannelNameRouter``)."""
+        from servicebus.worker import ServiceConsumer  # the worker module imports this one
+
         return ServiceConsumer(self, concurrency=concurrency)
 
-    async def handle_message(
-        self,
-        message: Any,
-        layer: Any,
-        *,
-        executor: Executor | None = None,
-        channel: str | None = None,
-    ) -> None:
-        """Handle one raw message from the request channel and send the reply; never raises."""
+    # ---- dispatch ------------------------------------------------------------------
+
+    def accept(self, message: Any) -> RequestEnvelope | Outgoing | None:
+        """Check a received message: the envelope to run, an error reply, or None (dropped)."""
         try:
             envelope = parse_request(message)
         except EnvelopeError as exc:
-            metrics.inc("requests_malformed")
-            logger.warning(
-                "%s: dropped malformed message on %s: %s",
-                self.name,
-                channel or self.channel,
-                exc.reason,
-            )
+            hooks.dropped("malformed", "requests")
+            logger.warning("%s: dropped a malformed message: %s", self.name, exc.reason)
             if exc.reply_to:
                 bad = BadRequest(f"malformed request: {exc.reason}")
-                await self._send_reply(layer, exc.reply_to, error_reply(exc.id, bad.to_wire()), "-")
-            return
-        cid = envelope.correlation_id
+                return exc.reply_to, error_reply(exc.id, bad.to_wire())
+            return None
         if envelope.deadline <= time.time():
             # The caller has given up already: running it would waste work and could
             # act on a request whose caller reported a timeout.
-            metrics.inc("requests_expired")
+            hooks.dropped("expired", "requests")
             logger.info(
                 "%s.%s expired before a worker took it (caller %s) [%s]",
                 self.name,
                 envelope.method,
                 envelope.caller or "?",
-                cid,
-                extra={"correlation_id": cid},
+                envelope.correlation_id,
+                extra={"correlation_id": envelope.correlation_id},
             )
-            return
-        reply: dict[str, Any]
+            return None
+        return envelope
+
+    async def dispatch(self, message: Any, *, executor: Executor | None = None) -> Outgoing | None:
+        """Handle one raw message: the reply to send (channel, message), or None. Never raises."""
+        accepted = self.accept(message)
+        if not isinstance(accepted, RequestEnvelope):
+            return accepted
+        return await self.run(accepted, executor=executor)
+
+    async def run(
+        self, envelope: RequestEnvelope, *, executor: Executor | None = None
+    ) -> Outgoing | None:
+        """Run the handler of an accepted request and build its reply. Never raises."""
+        cid = envelope.correlation_id
+        body: Any = None
+        refused: ServiceBusError | None = None
         try:
-            handler = self._handlers.get(envelope.method)
+            body = self._decode(envelope)
+        except ServiceBusError as exc:
+            refused = exc
+        request = Request(
+            method=envelope.method,
+            body=body,
+            correlation_id=cid,
+            deadline=envelope.deadline,
+            headers=envelope.headers,
+            flags=envelope.flags,
+            caller=envelope.caller,
+            id=envelope.id,
+            service=self.name,
+            reply_to=envelope.reply_to,
+            parent_id=envelope.parent,
+        )
+        info: hooks.CallInfo | None = None
+        token = enter_request(request)
+        try:
+            if hooks.enabled:
+                info = hooks.CallInfo(
+                    "server",
+                    service=self.name,
+                    method=envelope.method,
+                    channel=self.channel,
+                    caller=envelope.caller,
+                    correlation_id=cid,
+                    request_id=envelope.id,
+                    parent_id=envelope.parent,
+                    headers=envelope.headers,
+                )
+                # In the request's context, before the handler: a span made current here
+                # is the parent of the handler's nested calls.
+                hooks.run(hooks.server_start, info)
+            reply = await self._reply_for(envelope, request, executor, refused)
+        finally:
+            leave_request(token)
+        if info is not None:
+            info.duration = time.time() - info.started
+            info.code = "ok" if reply["ok"] else reply["error"]["code"]
+            hooks.run(hooks.server_end, info)
+        if envelope.reply_to:
+            return envelope.reply_to, reply
+        return None
+
+    @staticmethod
+    def _decode(envelope: RequestEnvelope) -> Any:
+        max_size = get_settings().MAX_BODY_SIZE
+        if len(envelope.body) > max_size:
+            # Checked before decoding: a huge body costs no msgpack work here.
+            hooks.dropped("too_large", "requests")
+            raise PayloadTooLarge(
+                f"request body is {len(envelope.body)} bytes, over the {max_size} limit"
+            )
+        return decode_body(envelope.body)
+
+    async def _reply_for(
+        self,
+        envelope: RequestEnvelope,
+        request: Request,
+        executor: Executor | None,
+        refused: ServiceBusError | None,
+    ) -> dict[str, Any]:
+        method, cid = envelope.method, envelope.correlation_id
+        try:
+            if refused is not None:
+                raise refused
+            handler = self._handlers.get(method)
+            is_async: bool | None = method in self._async_handlers
+            if handler is None and hooks.is_reserved(method):
+                handler, is_async = hooks.builtin_methods.get(method), None
             if handler is None:
                 raise MethodNotFound(
-                    message=f"service {self.name!r} has no method {envelope.method!r}; "
-                    f"it has {self.methods}"
+                    message=f"service {self.name!r} has no method {method!r}; it has {self.methods}"
                 )
-            request = Request(
-                method=envelope.method,
-                body=decode_body(envelope.body),
-                correlation_id=cid,
-                deadline=envelope.deadline,
-                headers=envelope.headers,
-                flags=envelope.flags,
-                caller=envelope.caller,
-                id=envelope.id,
-                service=self.name,
-                reply_to=envelope.reply_to,
-            )
-            result = await self._invoke(
-                handler, request, executor, envelope.method in self._async_handlers
-            )
+            result = await self._invoke(handler, request, executor, is_async)
             try:
                 encoded = encode_body(result, get_settings().MAX_BODY_SIZE)
             except BadRequest as exc:
                 # The handler's fault, not the caller's: log it here, answer "internal".
-                raise RuntimeError(f"reply of {self.name}.{envelope.method}: {exc}") from None
-            reply = ok_reply(envelope.id, encoded)
+                raise RuntimeError(f"reply of {self.name}.{method}: {exc}") from None
             metrics.inc("requests_handled")
+            return ok_reply(envelope.id, encoded)
         except ServiceBusError as exc:
             # Expected failures (ServiceError), and bus errors of nested calls, cross
             # the wire as their code; they carry no traceback.
@@ -165,127 +244,42 @@ class Service:
             logger.info(
                 "%s.%s failed: %s %s [%s]",
                 self.name,
-                envelope.method,
+                method,
                 exc.code,
                 exc.message,
                 cid,
                 extra={"correlation_id": cid},
             )
-            reply = error_reply(envelope.id, exc.to_wire())
+            return error_reply(envelope.id, exc.to_wire())
         except Exception:
             metrics.inc("requests_failed")
             logger.exception(
-                "%s.%s raised [%s]",
-                self.name,
-                envelope.method,
-                cid,
-                extra={"correlation_id": cid},
+                "%s.%s raised [%s]", self.name, method, cid, extra={"correlation_id": cid}
             )
-            reply = error_reply(
+            return error_reply(
                 envelope.id,
                 {
                     "code": "internal",
-                    "message": f"internal error in {self.name}.{envelope.method}; "
+                    "message": f"internal error in {self.name}.{method}; "
                     f"see the service's log for correlation id {cid}",
                     "details": None,
                 },
             )
-        if envelope.reply_to:
-            await self._send_reply(layer, envelope.reply_to, reply, cid)
 
+    @staticmethod
     async def _invoke(
-        self, handler: Handler, request: Request, executor: Executor | None, is_async: bool
+        handler: Handler, request: Request, executor: Executor | None, is_async: bool | None
     ) -> Any:
-        token = _current.set(request)
-        try:
-            if is_async:
-                return await handler(request)
-            loop = asyncio.get_running_loop()
-            # copy_context() after the set: the thread sees the request, so nested
-            # sync call()s inherit correlation ID, headers, flags and deadline.
-            loop_token = _handler_loop.set(loop)
-            ctx = contextvars.copy_context()
-            _handler_loop.reset(loop_token)
-            result = await loop.run_in_executor(
-                executor, ctx.run, _run_sync_handler, handler, request
-            )
-            if inspect.isawaitable(result):
-                result = await result
-            return result
-        finally:
-            _current.reset(token)
-
-    async def _send_reply(self, layer: Any, reply_to: str, reply: dict[str, Any], cid: str) -> None:
-        send_nowait = getattr(layer, "send_nowait", None)
-        try:
-            if send_nowait is not None:
-                # The handler's slot frees without waiting for Redis to confirm; a
-                # failure is still counted and logged. layer.close() flushes what is queued.
-                send_nowait(reply_to, reply).add_done_callback(
-                    functools.partial(self._reply_sent, reply_to, cid)
-                )
-            else:
-                await layer.send(reply_to, reply)
-        except Exception as exc:
-            self._reply_failed(reply_to, cid, exc)
-
-    def _reply_sent(self, reply_to: str, cid: str, sent: asyncio.Future[None]) -> None:
-        if sent.cancelled():
-            self._reply_failed(reply_to, cid, asyncio.CancelledError())
-        elif (exc := sent.exception()) is not None:
-            self._reply_failed(reply_to, cid, exc)
-
-    def _reply_failed(self, reply_to: str, cid: str, exc: BaseException) -> None:
-        metrics.inc("replies_undeliverable")
-        logger.warning(
-            "%s: reply to %s not delivered: %r [%s]",
-            self.name,
-            reply_to,
-            exc,
-            cid,
-            extra={"correlation_id": cid},
-        )
-
-
-class ServiceConsumer:
-    """ASGI app serving a Service on a channel; runs requests concurrently.
-
-    servicebus's runworker recognises it and calls the service directly; under another
-    worker (channels' runworker) it still handles up to ``concurrency`` requests at once.
-    """
-
-    def __init__(self, service: Service, *, concurrency: int | None = None) -> None:
-        self.service = service
-        self.concurrency = concurrency
-
-    async def __call__(
-        self,
-        scope: dict[str, Any],
-        receive: Callable[[], Awaitable[Any]],
-        send: Callable[[Any], Awaitable[None]],
-    ) -> None:
-        """Serve messages from ``receive`` until cancelled."""
-        from channels.layers import get_channel_layer
-
-        if scope.get("type") != "channel":
-            raise ValueError(f"{self.service.name} consumer serves 'channel' scopes only")
-        layer = get_channel_layer(get_settings().CHANNEL_LAYER)
-        slots = asyncio.Semaphore(self.concurrency or get_settings().WORKER_CONCURRENCY)
-        tasks: set[asyncio.Task[None]] = set()
-
-        def done(task: asyncio.Task[None]) -> None:
-            tasks.discard(task)
-            slots.release()
-
-        try:
-            while True:
-                await slots.acquire()
-                message = await receive()
-                task = asyncio.create_task(
-                    self.service.handle_message(message, layer, channel=scope.get("channel"))
-                )
-                tasks.add(task)
-                task.add_done_callback(done)
-        finally:
-            if tasks:
-                await asyncio.gather(*tasks, return_exceptions=True)
+        if is_async is None:
+            # A built-in method: quick, answered on the worker's loop.
+            return handler(request)
+        if is_async:
+            return await handler(request)
+        loop = asyncio.get_running_loop()
+        # The thread sees the request (copied context), so nested sync call()s inherit
+        # correlation ID, headers, flags and deadline, and run on this worker loop.
+        ctx = sync_handler_context(loop)
+        result = await loop.run_in_executor(executor, ctx.run, _run_sync_handler, handler, request)
+        if inspect.isawaitable(result):
+            result = await result
+        return result

@@ -1,22 +1,28 @@
-"""The worker: serves request channels with bounded concurrency and drains on stop.
+"""The worker: receives requests, runs them with bounded concurrency, sends the replies.
 
-It takes messages from the layer only for free slots, so a backlog stays in Redis,
-where the channel's capacity turns it into Backpressure for callers. With a layer that
-has ``receive_many`` (servicebus's RedisChannelLayer) k free slots cost one round trip.
+It takes messages from the transport only for free slots, so a backlog stays in Redis,
+where the channel's capacity turns it into Backpressure for callers; with
+servicebus's Redis layer k free slots cost one round trip. ``Dispatcher`` (slots, tasks,
+replies) is shared by ``Worker`` (``manage.py runworker``) and ``ServiceConsumer``
+(a Service under channels' own runworker).
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
-import signal
 from collections.abc import Awaitable, Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Executor, ThreadPoolExecutor
 from typing import Any
 
+from servicebus import hooks
 from servicebus.conf import get_settings
+from servicebus.errors import BusMisconfigured, BusUnavailable, ServiceBusError
 from servicebus.metrics import metrics
-from servicebus.service import Service, ServiceConsumer
+from servicebus.runner import Runner
+from servicebus.service import Outgoing, Service
+from servicebus.transport import Transport, get_transport
 
 logger = logging.getLogger("servicebus.worker")
 
@@ -27,6 +33,7 @@ def resolve_targets(application: Any, channels: list[str]) -> dict[str, Target]:
     """Find what serves each channel in an ASGI app (ProtocolTypeRouter/ChannelNameRouter)."""
     targets: dict[str, Target] = {}
     app = application
+    # channels' routers keep their routes in ``application_mapping`` (public, undocumented).
     mapping = getattr(app, "application_mapping", None)
     if isinstance(mapping, Mapping) and "channel" in mapping:
         app = mapping["channel"]
@@ -45,13 +52,16 @@ class Slots:
     def __init__(self, size: int) -> None:
         self.size = size
         self.free = size
+        self.closed = False
         self._changed = asyncio.Event()
 
     async def reserve(self, at_most: int) -> int:
-        """Wait for a free slot, then reserve up to ``at_most`` of them."""
-        while self.free <= 0:
+        """Wait for a free slot, then reserve up to ``at_most`` of them (0 once closed)."""
+        while self.free <= 0 and not self.closed:
             self._changed.clear()
             await self._changed.wait()
+        if self.closed:
+            return 0
         taken = min(self.free, max(1, at_most))
         self.free -= taken
         return taken
@@ -61,13 +71,90 @@ class Slots:
         self.free += count
         self._changed.set()
 
+    def close(self) -> None:
+        """Wake every waiter with 0 slots: the worker is stopping."""
+        self.closed = True
+        self._changed.set()
+
+
+class Dispatcher:
+    """Runs requests as tasks within the slots' budget and sends their replies."""
+
+    def __init__(
+        self, transport: Transport, slots: Slots, executor: Executor | None = None
+    ) -> None:
+        self.transport = transport
+        self.slots = slots
+        self.executor = executor
+        self.tasks: set[asyncio.Task[None]] = set()
+
+    def start(self, service: Service, messages: list[Any]) -> None:
+        """Run ``messages`` (one reserved slot each); each slot frees when its request is done."""
+        for message in messages:
+            accepted = service.accept(message)
+            if isinstance(accepted, tuple) or accepted is None:
+                self.slots.release()
+                if accepted is not None:
+                    self.send_reply(accepted, "-")
+                continue
+            task = asyncio.ensure_future(self._run(service, accepted))
+            self.tasks.add(task)
+            task.add_done_callback(self._done)
+
+    def _done(self, task: asyncio.Task[None]) -> None:
+        self.tasks.discard(task)
+        self.slots.release()
+
+    async def _run(self, service: Service, envelope: Any) -> None:
+        outgoing = await service.run(envelope, executor=self.executor)
+        if outgoing is not None:
+            self.send_reply(outgoing, envelope.correlation_id)
+
+    def send_reply(self, outgoing: Outgoing, cid: str) -> None:
+        """Queue a reply; its slot frees without waiting for Redis (failures are counted)."""
+        reply_to, reply = outgoing
+        try:
+            self.transport.send_nowait(
+                reply_to, reply, functools.partial(self._reply_sent, reply_to, cid)
+            )
+        except ServiceBusError as exc:
+            self._reply_sent(reply_to, cid, exc)
+
+    @staticmethod
+    def _reply_sent(reply_to: str, cid: str, error: ServiceBusError | None) -> None:
+        if error is None:
+            return
+        hooks.dropped("undeliverable", "replies")
+        logger.warning(
+            "reply to %s not delivered: %s [%s]",
+            reply_to,
+            error,
+            cid,
+            extra={"correlation_id": cid},
+        )
+
+    async def drain(self, timeout: float | None) -> None:
+        """Wait for running requests (up to ``timeout``), then cancel what is left."""
+        if not self.tasks:
+            return
+        logger.info("draining %d in-flight request(s)", len(self.tasks))
+        _, pending = await asyncio.wait(set(self.tasks), timeout=timeout)
+        if pending:
+            logger.warning(
+                "%d request(s) still running after %.1fs; abandoning them",
+                len(pending),
+                timeout or 0.0,
+            )
+            for task in pending:
+                task.cancel()
+
 
 class Worker:
-    """Serve ``targets`` (channel -> Service or ASGI app) from ``layer`` until stopped."""
+    """Serve ``targets`` (channel -> Service or ASGI app) over ``transport`` until stopped."""
 
     def __init__(
         self,
-        layer: Any,
+        transport: Transport,
         targets: Mapping[str, Target],
         *,
         concurrency: int | None = None,
@@ -77,7 +164,7 @@ class Worker:
         settings = get_settings()
         if not targets:
             raise ValueError("a worker needs at least one channel")
-        self.layer = layer
+        self.transport = transport
         self.targets = dict(targets)
         self.concurrency = concurrency or settings.WORKER_CONCURRENCY
         self.drain_timeout = settings.DRAIN_TIMEOUT if drain_timeout is None else drain_timeout
@@ -86,125 +173,106 @@ class Worker:
         self.executor = ThreadPoolExecutor(
             self.concurrency, thread_name_prefix="servicebus-handler"
         )
-        self._stopping = asyncio.Event()
-        self._tasks: set[asyncio.Task[None]] = set()
+        # Receive errors (Redis away) retry with jittered backoff; BusMisconfigured ends it.
+        self.runner = Runner("worker", retry_on=(Exception,), max_backoff=2.0)
+        self.slots = Slots(self.concurrency)
+        self.dispatcher = Dispatcher(transport, self.slots, self.executor)
         self._asgi_queues: dict[str, asyncio.Queue[Any]] = {}
+        self._failure: BaseException | None = None
         self.started = asyncio.Event()
 
     def stop(self) -> None:
-        """Stop taking messages; ``run()`` returns once in-flight requests are answered."""
-        self._stopping.set()
+        """Stop taking messages; ``run()`` returns once in-flight requests are answered.
+
+        Safe from any thread and from a signal handler.
+        """
+        self.runner.stop()
 
     @property
     def in_flight(self) -> int:
         """Requests being handled right now."""
-        return len(self._tasks)
+        return len(self.dispatcher.tasks)
 
     async def run(self) -> None:
-        """Serve until ``stop()``; then finish in-flight requests (up to drain_timeout)."""
-        slots = Slots(self.concurrency)
+        """Check the bus, serve until ``stop()``, then finish in-flight requests.
+
+        Raises BusMisconfigured (before serving) when retrying cannot help.
+        """
+        if not await self._wait_for_bus():
+            return
         share = max(1, min(self.max_batch, self.concurrency // len(self.targets)))
         fetchers = [
-            asyncio.create_task(self._fetch(channel, target, slots, share), name=f"fetch-{channel}")
+            asyncio.create_task(
+                self.runner.arun(functools.partial(self._fetch, channel, target, share)),
+                name=f"fetch-{channel}",
+            )
             for channel, target in self.targets.items()
         ]
+        for task in fetchers:
+            task.add_done_callback(self._fetcher_done)
         logger.info(
             "worker serving %s with concurrency %d", ", ".join(self.targets), self.concurrency
         )
         self.started.set()
         try:
-            await self._stopping.wait()
+            await self.runner.wait_async()
         finally:
-            self._stopping.set()
-            # Fetchers notice the stop within one receive poll and take nothing more.
-            await asyncio.wait(fetchers, timeout=self.poll + 5)
+            self.stop()
+            self.slots.close()  # wakes fetchers waiting for a slot
+            if not self.transport.interruptible_receive:
+                # Fetchers notice the stop within one receive poll and take nothing more;
+                # cancelling a pop Redis may have served could lose what it took.
+                await asyncio.wait(fetchers, timeout=self.poll + 5)
             for task in fetchers:
                 task.cancel()
-            await self._drain()
+            await self.dispatcher.drain(self.drain_timeout)
             self.executor.shutdown(wait=False, cancel_futures=False)
+            logger.info("worker stopped; counters %s", metrics.snapshot())
+        if self._failure is not None:
+            raise self._failure
 
-    async def _drain(self) -> None:
-        if self._tasks:
-            logger.info("draining %d in-flight request(s)", len(self._tasks))
-            _, pending = await asyncio.wait(set(self._tasks), timeout=self.drain_timeout)
-            if pending:
-                logger.warning(
-                    "%d request(s) still running after %.1fs; abandoning them",
-                    len(pending),
-                    self.drain_timeout,
-                )
-                for task in pending:
-                    task.cancel()
-        logger.info("worker stopped; counters %s", metrics.snapshot())
+    async def _wait_for_bus(self) -> bool:
+        """Check the transport until it answers (transient errors retry); False if stopped."""
+        ready = await self.runner.aretry(self.transport.check, retry_on=(BusUnavailable,))
+        return ready is not None
 
-    async def _take(self, channel: str, count: int) -> list[Any]:
-        receive_many = getattr(self.layer, "receive_many", None)
-        if receive_many is not None:
-            return list(await receive_many(channel, count, timeout=self.poll))
-        # A plain layer has no timed receive: race it against stop() and cancel it then
-        # (channels' layers are built to lose nothing when a receive is cancelled).
-        receive = asyncio.ensure_future(self.layer.receive(channel))
-        stopping = asyncio.ensure_future(self._stopping.wait())
+    def _fetcher_done(self, task: asyncio.Task[None]) -> None:
+        if not task.cancelled() and (exc := task.exception()) is not None:
+            level = logging.ERROR if isinstance(exc, BusMisconfigured) else logging.CRITICAL
+            logger.log(level, "%s stopped: %s; stopping the worker", task.get_name(), exc)
+            self._failure = exc
+            self.stop()
+
+    async def _fetch(self, channel: str, target: Target, share: int) -> float | None:
+        reserved = await self.slots.reserve(share)
+        if reserved == 0:
+            return None
+        if self.runner.stopping:
+            self.slots.release(reserved)
+            return None
         try:
-            await asyncio.wait({receive, stopping}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            stopping.cancel()
-            if not receive.done():
-                receive.cancel()
-        # A receive cancelled just now may not have finished cancelling yet.
-        if not receive.done() or receive.cancelled():
-            return []
-        return [receive.result()]
-
-    async def _fetch(self, channel: str, target: Target, slots: Slots, share: int) -> None:
-        backoff = 0.1
-        while not self._stopping.is_set():
-            reserved = await slots.reserve(share)
-            if self._stopping.is_set():
-                slots.release(reserved)
-                return
-            try:
-                messages = await self._take(channel, reserved)
-                backoff = 0.1
-            except asyncio.CancelledError:
-                slots.release(reserved)
-                raise
-            except Exception as exc:
-                # Redis down, or a message the layer could not decode: log, wait, go on.
-                slots.release(reserved)
-                logger.warning("receive on %s failed: %r; retrying in %.1fs", channel, exc, backoff)
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 2.0)
-                continue
-            unused = reserved - len(messages)
-            if unused > 0:
-                slots.release(unused)
-            for message in messages:
-                self._spawn(self._handle(channel, target, message), slots)
-
-    def _spawn(self, coro: Awaitable[None], slots: Slots) -> None:
-        task: asyncio.Task[None] = asyncio.ensure_future(coro)
-        self._tasks.add(task)
-
-        def done(t: asyncio.Task[None]) -> None:
-            self._tasks.discard(t)
-            slots.release()
-
-        task.add_done_callback(done)
-
-    async def _handle(self, channel: str, target: Target, message: Any) -> None:
+            messages = await self.transport.receive(channel, reserved, timeout=self.poll)
+        except BaseException:
+            self.slots.release(reserved)
+            raise
+        unused = reserved - len(messages)
+        if unused > 0:
+            self.slots.release(unused)
+        if not messages:
+            return None
         if isinstance(target, Service):
-            await target.handle_message(
-                message, self.layer, executor=self.executor, channel=channel
-            )
-            return
-        await self._to_asgi_app(channel, target, message)
+            self.dispatcher.start(target, messages)
+        else:
+            for message in messages:
+                await self._to_asgi_app(channel, target, message)
+                self.slots.release()
+        return None
 
     async def _to_asgi_app(self, channel: str, app: Any, message: Any) -> None:
         # A plain channels consumer: one long-lived instance per channel, fed in order,
         # as channels' own worker does; messages without a type are dropped, not fatal.
         if not isinstance(message, dict) or not message.get("type"):
-            metrics.inc("requests_malformed")
+            hooks.dropped("malformed", "requests")
             logger.warning("dropped a message without a 'type' on %s", channel)
             return
         queue = self._asgi_queues.get(channel)
@@ -220,16 +288,33 @@ class Worker:
         await queue.put(message)
 
 
-def install_signal_handlers(worker: Worker) -> None:
-    """SIGTERM and SIGINT stop the worker gracefully (drain, then exit 0)."""
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
+class ServiceConsumer:
+    """ASGI app serving a Service on a channel, for channels' own runworker.
+
+    servicebus's runworker recognises it and serves the service directly; under another
+    worker it still runs up to ``concurrency`` requests at once, with the same Dispatcher.
+    """
+
+    def __init__(self, service: Service, *, concurrency: int | None = None) -> None:
+        self.service = service
+        self.concurrency = concurrency
+
+    async def __call__(
+        self,
+        scope: dict[str, Any],
+        receive: Callable[[], Awaitable[Any]],
+        send: Callable[[Any], Awaitable[None]],
+    ) -> None:
+        """Serve messages from ``receive`` until cancelled."""
+        if scope.get("type") != "channel":
+            raise ValueError(f"{self.service.name} consumer serves 'channel' scopes only")
+        slots = Slots(self.concurrency or get_settings().WORKER_CONCURRENCY)
+        dispatcher = Dispatcher(get_transport(), slots)
         try:
-            loop.add_signal_handler(sig, _on_signal, worker, sig)
-        except (NotImplementedError, RuntimeError):  # pragma: no cover - not on the main thread
-            pass
-
-
-def _on_signal(worker: Worker, sig: signal.Signals) -> None:
-    logger.info("received %s: stopping after in-flight requests", sig.name)
-    worker.stop()
+            while True:
+                await slots.reserve(1)
+                message = await receive()
+                dispatcher.start(self.service, [message])
+        finally:
+            if dispatcher.tasks:
+                await asyncio.gather(*dispatcher.tasks, return_exceptions=True)

@@ -17,8 +17,8 @@ from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 from servicebus.bridge import bridge
-from servicebus.client import get_layer
 from servicebus.service import Service
+from servicebus.transport import get_transport, transport_for
 from servicebus.worker import Worker
 
 __all__ = ["serve", "serve_in_background"]
@@ -28,7 +28,8 @@ def _worker(services: tuple[Service, ...], layer: Any, concurrency: int | None) 
     if not services:
         raise ValueError("serve() needs at least one Service")
     targets = {svc.channel: svc for svc in services}
-    return Worker(layer or get_layer(), targets, concurrency=concurrency, drain_timeout=5.0)
+    transport = get_transport() if layer is None else transport_for(layer)
+    return Worker(transport, targets, concurrency=concurrency, drain_timeout=5.0)
 
 
 @contextlib.asynccontextmanager
@@ -57,5 +58,5 @@ def serve_in_background(
     try:
         yield worker
     finally:
-        bridge.loop.call_soon_threadsafe(worker.stop)
+        worker.stop()
         done.result(timeout=30)

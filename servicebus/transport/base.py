@@ -110,6 +110,10 @@ class Transport(abc.ABC):
 
     #: The layer this transport drives (for a test or an admin command that needs it).
     layer: Any
+    #: True when cancelling ``receive`` loses nothing (what it would have taken stays with
+    #: the transport for the next receive): a stopping worker cancels it at once instead
+    #: of waiting for its timeout.
+    interruptible_receive: bool = False
 
     @abc.abstractmethod
     def send_nowait(self, channel: str, message: dict[str, Any], sent: Sent | None = None) -> None:

@@ -22,6 +22,9 @@ from .base import Delivered, Sent, Transport, map_error
 class LayerTransport(Transport):
     """Adapter over a channels layer's ``send``/``receive``/``new_channel``."""
 
+    # A cancelled receive stays pending here and is adopted by the next one.
+    interruptible_receive = True
+
     def __init__(self, layer: Any, closer: Callable[[], Awaitable[None]] | None = None) -> None:
         self.layer = layer
         # The layer API has no standard close: get_transport passes the one this layer has.
@@ -33,10 +36,14 @@ class LayerTransport(Transport):
         # Claimed keys and their expiry (unix time): replay protection within one process.
         self._claims: dict[str, float] = {}
         self._claim_expiry: list[tuple[float, str]] = []
+        # Sends started by send_nowait and not finished: close() waits for them.
+        self._sending: set[asyncio.Future[None]] = set()
 
     def send_nowait(self, channel: str, message: dict[str, Any], sent: Sent | None = None) -> None:
         """Start ``layer.send`` in a task; ``sent`` gets its mapped outcome."""
         task = asyncio.ensure_future(self._send(channel, message))
+        self._sending.add(task)
+        task.add_done_callback(self._sending.discard)
         if sent is not None:
             task.add_done_callback(functools.partial(self.settle, channel, sent))
 
@@ -114,8 +121,11 @@ class LayerTransport(Transport):
         return results
 
     async def close(self) -> None:
-        """Cancel receives left pending on this loop, then close the layer if it can."""
+        """Finish this loop's sends, cancel its pending receives, then close the layer."""
         loop = asyncio.get_running_loop()
+        sending = [task for task in self._sending if task.get_loop() is loop]
+        if sending:
+            await asyncio.wait(sending, timeout=5.0)
         for key in [k for k in self._pending if k[0] is loop]:
             self._pending.pop(key).cancel()
         if self._closer is not None:

@@ -6,15 +6,16 @@ before ``channels`` in INSTALLED_APPS so this command wins.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from typing import Any
 
 from django.core.management import BaseCommand, CommandError, CommandParser
 
-from servicebus.client import get_layer
 from servicebus.conf import get_settings
-from servicebus.worker import Worker, install_signal_handlers, resolve_targets
+from servicebus.errors import BusMisconfigured, ServiceBusError
+from servicebus.runner import run_async_main
+from servicebus.transport import get_transport
+from servicebus.worker import Worker, resolve_targets
 
 logger = logging.getLogger("servicebus.worker")
 
@@ -52,36 +53,32 @@ class Command(BaseCommand):
         if concurrency is not None and concurrency < 1:
             raise CommandError("--concurrency must be at least 1")
         try:
-            layer = get_layer(options["layer"])
-        except Exception as exc:
-            raise CommandError(str(exc)) from exc
+            transport = get_transport(options["layer"])
+        except ServiceBusError as exc:
+            raise CommandError(str(exc)) from None
         try:
             targets = resolve_targets(get_default_application(), options["channels"])
         except ValueError as exc:
             raise CommandError(str(exc)) from exc
         worker = Worker(
-            layer,
+            transport,
             targets,
             concurrency=concurrency or get_settings().WORKER_CONCURRENCY,
             drain_timeout=options["drain_timeout"],
         )
 
         async def main() -> None:
-            install_signal_handlers(worker)
+            worker.runner.install_signal_handlers()
             try:
                 await worker.run()
             finally:
-                close = getattr(layer, "close", None)
-                if close is not None:
-                    try:
-                        await close()
-                    except Exception as exc:  # closing must not turn a clean stop into a crash
-                        logger.warning("closing the channel layer failed: %r", exc)
+                try:
+                    await transport.close()
+                except Exception as exc:  # closing must not turn a clean stop into a crash
+                    logger.warning("closing the channel layer failed: %r", exc)
 
         try:
-            import uvloop
-
-            runner: Any = uvloop.run
-        except ImportError:
-            runner = asyncio.run
-        runner(main())
+            run_async_main(main())
+        except BusMisconfigured as exc:
+            # Retrying cannot fix it: exit non-zero with one line that says what to fix.
+            raise CommandError(f"cannot serve {', '.join(targets)}: {exc}") from None

@@ -11,8 +11,8 @@ import redis
 
 import servicebus
 from servicebus import CallTimeout, MethodNotFound, RemoteError
-from servicebus.client import get_layer
 from servicebus.envelope import request_message
+from servicebus.transport import get_transport
 from tests.integration.rpc.conftest import LAYER
 from tests.support.processes import runworker
 
@@ -108,7 +108,7 @@ async def test_deadline_propagates_to_nested_call(bus, worker) -> None:
 
 
 async def test_garbage_in_request_channel_does_not_kill_worker(bus, worker, redis_url) -> None:
-    layer = get_layer()
+    layer = get_transport().layer
     raw = redis.Redis.from_url(redis_url)
     key = "asgi" + "misc.request"
     # Bytes that no serializer can read, pushed straight into the channel's sorted set.
