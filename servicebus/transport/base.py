@@ -31,7 +31,7 @@ from servicebus.errors import (
     BusUnavailable,
     ServiceBusError,
 )
-from servicebus.layers.connections import RedisVersionError
+from servicebus.layers import RedisVersionError
 
 __all__ = [
     "Delivered",
@@ -69,6 +69,20 @@ TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
 )
 
 
+def _tls_failure(exc: BaseException) -> BaseException | None:
+    # redis-py wraps a failed TLS handshake in its ConnectionError; the cause says why.
+    seen = 0
+    cause: BaseException | None = exc
+    while cause is not None and seen < 5:
+        if isinstance(cause, ssl.SSLCertVerificationError) or (
+            isinstance(cause, ssl.SSLError) and cause.reason == "WRONG_VERSION_NUMBER"
+        ):
+            return cause
+        cause = cause.__cause__ or cause.__context__
+        seen += 1
+    return None
+
+
 def map_error(exc: BaseException, channel: str | None = None) -> BaseException:
     """The servicebus error for a layer/Redis/OS error; anything else is returned as is."""
     if isinstance(exc, ServiceBusError):
@@ -78,6 +92,8 @@ def map_error(exc: BaseException, channel: str | None = None) -> BaseException:
         return Backpressure(f"{where} is at capacity; nothing was sent")
     if isinstance(exc, FATAL_ERRORS):
         return BusMisconfigured(f"the channel layer refused us: {type(exc).__name__}: {exc}")
+    if isinstance(exc, TRANSIENT_ERRORS) and (tls := _tls_failure(exc)) is not None:
+        return BusMisconfigured(f"TLS to the channel layer failed: {tls}")
     if isinstance(exc, TRANSIENT_ERRORS):
         return BusUnavailable(f"cannot reach the channel layer: {type(exc).__name__}: {exc}")
     if isinstance(exc, asyncio.CancelledError):
