@@ -153,15 +153,18 @@ def sync_with_settings(paths: Iterable[str]) -> None:
     wanted = tuple(paths)
     if wanted == _from_settings[0]:
         return
-    for hook in _from_settings[1]:
+    previous = _from_settings[1]
+    made: list[Any] = []
+    # Recorded first: a hook module that reads the settings while it is imported must
+    # not make this run again.
+    _from_settings = (wanted, made)
+    for hook in previous:
         uninstall(hook)
-    made = []
     for path in wanted:
         target = import_string(path)
         hook = target() if isinstance(target, type) else target
         install(hook)
         made.append(hook)
-    _from_settings = (wanted, made)
 
 
 # Raising hooks: (qualified name) -> last time it was logged.

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pickle
+import subprocess
+import sys
 
 import servicebus
 from servicebus import errors
@@ -11,6 +13,7 @@ from servicebus.errors import rebuild_error
 EXPECTED = [
     "Backpressure",
     "BadRequest",
+    "BusMisconfigured",
     "BusUnavailable",
     "CallTimeout",
     "Event",
@@ -43,6 +46,7 @@ def test_every_error_has_one_root() -> None:
         "CallTimeout",
         "Backpressure",
         "BusUnavailable",
+        "BusMisconfigured",
         "BadRequest",
         "PayloadTooLarge",
         "RemoteError",
@@ -52,6 +56,22 @@ def test_every_error_has_one_root() -> None:
         assert issubclass(getattr(servicebus, name), servicebus.ServiceBusError), name
     assert issubclass(servicebus.MethodNotFound, servicebus.RemoteError)
     assert issubclass(servicebus.PayloadTooLarge, servicebus.BadRequest)
+    assert issubclass(servicebus.BusMisconfigured, servicebus.BusUnavailable)
+
+
+def test_import_servicebus_leaves_out_the_orm_and_the_outbox() -> None:
+    # A fresh interpreter: this test process has imported everything already.
+    code = (
+        "import sys, servicebus\n"
+        "bad = sorted(m for m in sys.modules if m.startswith(('django.db', 'servicebus.outbox')))\n"
+        "print(','.join(bad))\n"
+        "assert servicebus.publish_event and servicebus.subscriber and servicebus.Event\n"
+        "print('outbox' if 'servicebus.outbox' in sys.modules else '-')\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    ).stdout.splitlines()
+    assert out == ["", "outbox"]
 
 
 def test_local_errors_say_what_to_do() -> None:
