@@ -1,8 +1,9 @@
 """Process-wide counters for what the bus drops, expires or refuses (never silently).
 
 Names (documented in docs/protocol.md): ``requests_handled``, ``requests_failed``,
-``requests_expired``, ``requests_malformed``, ``replies_late``, ``replies_malformed``,
-``replies_undeliverable``, ``calls_backpressure``, ``calls_timeout``.
+``calls_backpressure``, ``calls_timeout``, ``reply_listener_restarts``, ``hooks_failed``,
+and one ``<where>_<reason>`` per drop reported through ``servicebus.hooks.dropped``
+(``requests_expired``, ``requests_malformed``, ``replies_late``, ``layer_expired``, ...).
 """
 
 from __future__ import annotations
