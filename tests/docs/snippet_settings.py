@@ -9,7 +9,20 @@ import os
 from tests.settings import *  # noqa: F403
 from tests.settings import DATABASES, INSTALLED_APPS
 
-INSTALLED_APPS = [*INSTALLED_APPS, "tests.docs.snippet_app"]
+# The apps of a new project (django-admin startproject), which pages may assume.
+STARTPROJECT_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+]
+INSTALLED_APPS = [
+    *INSTALLED_APPS,
+    *(app for app in STARTPROJECT_APPS if app not in INSTALLED_APPS),
+    "tests.docs.snippet_app",
+]
 DATABASES = {
     **DATABASES,
     "default": {

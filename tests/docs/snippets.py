@@ -62,12 +62,21 @@ class Block:
         return f"{self.page}:{self.line}" + ("" if self.kind == "run" else f"[{self.kind}]")
 
 
-def parse(page: Path) -> list[Block]:
-    """The ```python blocks of a Markdown file, with how each is to be run."""
-    resolved = page.resolve()
-    rel = resolved.relative_to(ROOT).as_posix() if resolved.is_relative_to(ROOT) else str(page)
+@dataclasses.dataclass(frozen=True)
+class Fence:
+    """Any fenced block of a page: its language, title, text and the marker before it."""
+
+    lang: str
+    title: str
+    line: int  # 1-based line of the first text line
+    source: str
+    no_run: str  # the reason of a <!-- no-run: reason --> right before it, else ""
+
+
+def fences(page: Path) -> list[Fence]:
+    """Every fenced block of a Markdown file, in order (indentation of lists removed)."""
     lines = page.read_text().splitlines()
-    blocks: list[Block] = []
+    found: list[Fence] = []
     i = 0
     while i < len(lines):
         opened = FENCE.match(lines[i])
@@ -75,8 +84,7 @@ def parse(page: Path) -> list[Block]:
             i += 1
             continue
         indent, ticks = opened["indent"], opened["ticks"]
-        start = i + 1
-        end = start
+        end = i + 1
         while end < len(lines):
             closing = FENCE.match(lines[end])
             if (
@@ -88,27 +96,43 @@ def parse(page: Path) -> list[Block]:
             ):
                 break
             end += 1
-        if opened["lang"] in ("python", "py"):
-            body = [ln[len(indent) :] if ln.startswith(indent) else ln for ln in lines[start:end]]
-            blocks.append(_block(rel, lines, i, start + 1, "\n".join(body) + "\n", opened["info"]))
+        body = [ln[len(indent) :] if ln.startswith(indent) else ln for ln in lines[i + 1 : end]]
+        before = i - 1
+        while before >= 0 and not lines[before].strip():
+            before -= 1
+        no_run = NO_RUN.match(lines[before]) if before >= 0 else None
+        title = TITLE.search(opened["info"])
+        found.append(
+            Fence(
+                lang=opened["lang"],
+                title=title["title"] if title else "",
+                line=i + 2,
+                source="\n".join(body) + "\n",
+                no_run=no_run["reason"] if no_run else "",
+            )
+        )
         i = end + 1
+    return found
+
+
+def parse(page: Path) -> list[Block]:
+    """The ```python blocks of a Markdown file, with how each is to be run."""
+    resolved = page.resolve()
+    rel = resolved.relative_to(ROOT).as_posix() if resolved.is_relative_to(ROOT) else str(page)
+    blocks = []
+    for f in fences(page):
+        if f.lang not in ("python", "py"):
+            continue
+        if f.no_run:
+            kind = "compile"
+        elif f.title.endswith("settings.py"):
+            kind = "settings"
+        elif f.title.endswith(".py"):
+            kind = "module"
+        else:
+            kind = "run"
+        blocks.append(Block(rel, f.line, f.source, kind, f.title, f.no_run))
     return blocks
-
-
-def _block(rel: str, lines: list[str], fence: int, line: int, source: str, info: str) -> Block:
-    before = fence - 1
-    while before >= 0 and not lines[before].strip():
-        before -= 1
-    no_run = NO_RUN.match(lines[before]) if before >= 0 else None
-    title_match = TITLE.search(info)
-    title = title_match["title"] if title_match else ""
-    if no_run:
-        return Block(rel, line, source, "compile", title, no_run["reason"])
-    if title.endswith("settings.py"):
-        return Block(rel, line, source, "settings", title)
-    if title.endswith(".py"):
-        return Block(rel, line, source, "module", title)
-    return Block(rel, line, source, "run", title)
 
 
 def pages() -> list[Path]:
