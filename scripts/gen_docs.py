@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import ast
 import contextlib
+import dataclasses
 import importlib
 import inspect
 import io
@@ -122,7 +123,11 @@ def _field_comments(cls: type) -> dict[str, str]:
 
 
 def _field_sources(cls: type) -> dict[str, tuple[str, str]]:
-    """Each field's annotation and default as written in the source."""
+    """Each field's annotation and default as written in the source.
+
+    For ``field(default=..., metadata=...)`` the default is the ``default=`` argument
+    (or ``default_factory=``, shown as a call).
+    """
     source = textwrap.dedent(inspect.getsource(cls))
     (node,) = ast.parse(source).body
     assert isinstance(node, ast.ClassDef)
@@ -130,9 +135,41 @@ def _field_sources(cls: type) -> dict[str, tuple[str, str]]:
     for stmt in node.body:
         if isinstance(stmt, ast.AnnAssign) and isinstance(stmt.target, ast.Name):
             annotation = ast.get_source_segment(source, stmt.annotation) or ""
-            default = ast.get_source_segment(source, stmt.value) if stmt.value else ""
+            value = stmt.value
+            default = ast.get_source_segment(source, value) if value else ""
+            if isinstance(value, ast.Call) and getattr(value.func, "id", "") == "field":
+                for kw in value.keywords:
+                    if kw.arg == "default":
+                        default = ast.get_source_segment(source, kw.value)
+                    elif kw.arg == "default_factory":
+                        default = f"{ast.get_source_segment(source, kw.value)}()"
             out[stmt.target.id] = (annotation, default or "")
     return out
+
+
+def _field_notes(cls: type) -> dict[str, str]:
+    """What a field's metadata adds: the rule its value must follow, its env fallback."""
+    notes: dict[str, str] = {}
+    for f in dataclasses.fields(cls):
+        parts = []
+        if f.metadata.get("rule"):
+            parts.append(f"Must be {f.metadata['rule']}.")
+        if f.metadata.get("env"):
+            parts.append(f"Environment variable `{f.metadata['env']}` when not set.")
+        notes[f.name] = " ".join(parts)
+    return notes
+
+
+def _said(comment: str, cls: type, name: str) -> bool:
+    """True when the comment already names the field's environment variable."""
+    env = next(f for f in dataclasses.fields(cls) if f.name == name).metadata.get("env")
+    return bool(env) and env in comment
+
+
+def notes_rule(cls: type, name: str) -> str:
+    """Only the value rule of a field's metadata."""
+    rule = next(f for f in dataclasses.fields(cls) if f.name == name).metadata.get("rule")
+    return f"Must be {rule}." if rule else ""
 
 
 def _cell(text: str) -> str:
@@ -154,13 +191,16 @@ def settings_page() -> str:
         cls = getattr(importlib.import_module(module_name), class_name)
         comments = _field_comments(cls)
         sources = _field_sources(cls)
+        notes = _field_notes(cls)
         doc = inspect.getdoc(cls) or ""
         out += [f"## `{setting}`", "", doc, "", f"Defined by `{module_name}.{class_name}`.", ""]
         out += ["| Key | Type | Default | Meaning |", "|---|---|---|---|"]
         for name, (annotation, default) in sources.items():
+            comment = comments.get(name) or NO_COMMENT
+            note = notes[name] if not _said(comment, cls, name) else notes_rule(cls, name)
+            meaning = " ".join(filter(None, [comment, note]))
             out.append(
-                f"| `{name}` | `{_cell(annotation)}` | `{_cell(default)}` "
-                f"| {_cell(comments.get(name) or NO_COMMENT)} |"
+                f"| `{name}` | `{_cell(annotation)}` | `{_cell(default)}` | {_cell(meaning)} |"
             )
         out.append("")
     return "\n".join(out).rstrip() + "\n"
