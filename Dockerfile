@@ -10,9 +10,9 @@ ENV PYTHONUNBUFFERED=1 \
 WORKDIR /app
 
 # The library first: its layer stays cached while only the services change.
-COPY pyproject.toml README.md ./
+COPY pyproject.toml README.md LICENSE ./
 COPY servicebus ./servicebus
-RUN pip install ".[postgres,fast]"
+RUN pip install ".[postgres,fast,daphne]"
 
 COPY services ./services
 

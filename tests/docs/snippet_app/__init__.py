@@ -1,0 +1,1 @@
+"""The Django app that models defined in documentation snippets belong to (label ``docs``)."""
