@@ -1,0 +1,54 @@
+"""Connect to a host entry: directly, or to the master its Sentinels name."""
+
+from __future__ import annotations
+
+from .errors import RedisConfigError, RedisError, RedisUnavailable
+from .hosts import HostSpec
+from .resp import RedisConnection, open_connection
+
+
+async def master_address(spec: HostSpec) -> tuple[str, int]:
+    """Ask each sentinel in turn (``SENTINEL get-master-addr-by-name``); the first answer wins."""
+    assert spec.master_name is not None
+    problems: list[str] = []
+    for sentinel in spec.sentinels:
+        try:
+            conn = await open_connection(sentinel, sentinel=True)
+        except RedisConfigError:
+            raise  # wrong sentinel password or TLS: asking the next one will not help
+        except RedisUnavailable as exc:
+            problems.append(str(exc))
+            continue
+        try:
+            reply = await conn.call(
+                "SENTINEL",
+                "get-master-addr-by-name",
+                spec.master_name,
+                timeout=sentinel.socket_timeout or sentinel.connect_timeout,
+            )
+        except RedisError as exc:
+            problems.append(f"{conn.description}: {exc}")
+            continue
+        finally:
+            conn.close()
+        if reply:
+            return bytes(reply[0]).decode(), int(reply[1])
+        problems.append(f"{conn.description} does not know master {spec.master_name!r}")
+    raise RedisUnavailable(
+        f"no sentinel named a master for {spec.master_name!r}: " + "; ".join(problems)
+    )
+
+
+async def connect(spec: HostSpec) -> RedisConnection:
+    """A connection to the Redis ``spec`` describes (via its Sentinels if it has some)."""
+    if spec.master_name is None:
+        return await open_connection(spec)
+    host, port = await master_address(spec)
+    conn = await open_connection(spec, host, port)
+    if conn.role != "master":
+        # The sentinels have not caught up with a failover yet: try again shortly.
+        conn.close()
+        raise RedisUnavailable(
+            f"{conn.description} was named master of {spec.master_name!r} but is a {conn.role}"
+        )
+    return conn
