@@ -15,12 +15,36 @@ Configure it like channels_redis, plus a few options of its own::
         }
     }
 
-Modules: ``core`` (the layer), ``batching`` (send coalescing), ``drain`` ('!' channels),
-``connections`` (pools, version check), ``loops`` (per-event-loop state), ``scripts`` (Lua).
+Modules: ``core`` (the layer), ``codec`` (message bytes), ``batching`` (send coalescing),
+``drain`` ('!' channels), ``resp`` (the RESP client), ``pool`` / ``connections`` (per-loop
+connections), ``hosts`` (settings), ``sentinel``, ``loops``, ``scripts`` (Lua),
+``stats``, ``errors``.
 """
 
-from .connections import TRANSIENT_ERRORS, RedisVersionError
 from .core import RedisChannelLayer
+from .errors import (
+    RedisAuthError,
+    RedisCommandError,
+    RedisConfigError,
+    RedisError,
+    RedisTLSError,
+    RedisUnavailable,
+    RedisVersionError,
+)
 from .stats import STAT_NAMES
 
-__all__ = ["STAT_NAMES", "TRANSIENT_ERRORS", "RedisChannelLayer", "RedisVersionError"]
+#: Errors that mean "Redis is unreachable right now" (retry later).
+TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (RedisUnavailable,)
+
+__all__ = [
+    "STAT_NAMES",
+    "TRANSIENT_ERRORS",
+    "RedisAuthError",
+    "RedisChannelLayer",
+    "RedisCommandError",
+    "RedisConfigError",
+    "RedisError",
+    "RedisTLSError",
+    "RedisUnavailable",
+    "RedisVersionError",
+]

@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 from typing import Any
 
-from redis.asyncio import Redis
-from redis.exceptions import NoScriptError
+from channels.exceptions import ChannelFull
 
+from .errors import RedisNoScriptError
+from .pool import CommandClient
 from .scripts import SEND_MANY
-from .wire import Lane, lane_of, write_now
+from .stats import LayerStats
 
-_Pending = tuple[str, bytes, int, "asyncio.Future[int]"]
+# (key, member, capacity, channel, future of the sender)
+_Pending = tuple[str, bytes, int, str, "asyncio.Future[None]"]
 
 # 1 us: above a double's resolution for epoch seconds (~0.24 us), far below clock skew.
 _SCORE_STEP = 1e-6
@@ -21,18 +24,19 @@ _SCORE_STEP = 1e-6
 class SendCoalescer:
     """Collects sends for one (event loop, shard) and flushes them once per loop tick.
 
-    Each flush runs SEND_MANY with up to ``max_batch`` messages; a bigger burst is
-    split into several calls that run concurrently, so bursts can overlap.
+    Each flush writes SEND_MANY with up to ``max_batch`` messages per call, pipelined on
+    the shard's command connection, so bursts overlap. A sender's future resolves to
+    None (added) or fails with ChannelFull or the Redis error; no task per batch.
     """
 
     def __init__(
         self,
-        client: Redis,
+        client: CommandClient,
         loop: asyncio.AbstractEventLoop,
         *,
         expiry: int,
         max_batch: int,
-        stats: dict[str, int],
+        stats: LayerStats,
     ) -> None:
         self._client = client
         self._loop = loop
@@ -41,13 +45,13 @@ class SendCoalescer:
         self._stats = stats
         self._pending: list[_Pending] = []
         self._scheduled = False
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._in_flight: set[asyncio.Future[Any]] = set()
         self._last_score = 0.0
 
-    def submit(self, key: str, member: bytes, capacity: int) -> asyncio.Future[int]:
-        """Queue one message; the future resolves to 1 (added) or 0 (channel full)."""
-        future: asyncio.Future[int] = self._loop.create_future()
-        self._pending.append((key, member, capacity, future))
+    def submit(self, key: str, member: bytes, capacity: int, channel: str) -> asyncio.Future[None]:
+        """Queue one message; the future resolves when Redis took it (or fails)."""
+        future: asyncio.Future[None] = self._loop.create_future()
+        self._pending.append((key, member, capacity, channel, future))
         if not self._scheduled:
             # call_soon runs after every callback already queued for this tick, so
             # sends from all tasks woken in the same tick end up in one batch.
@@ -61,72 +65,65 @@ class SendCoalescer:
         if not pending:
             return
         # Scores (send times) strictly increase in submit order, so a channel stays
-        # FIFO even within a batch and across the concurrent calls of one burst.
+        # FIFO even within a batch and across the pipelined calls of one burst.
         score = max(time.time(), self._last_score + _SCORE_STEP)
-        scores = [score + i * _SCORE_STEP for i in range(len(pending))]
-        self._last_score = scores[-1]
+        self._last_score = score + (len(pending) - 1) * _SCORE_STEP
         size = self._max_batch
-        lane = lane_of(self._client.connection_pool)
         for start in range(0, len(pending), size):
-            end = start + size
-            batch = pending[start:end]
-            keys, args = self._command(batch, scores[start:end])
+            batch = pending[start : start + size]
+            keys: list[str] = []
+            args: list[Any] = [score + start * _SCORE_STEP, self._expiry]
+            for i, (key, member, capacity, _, _) in enumerate(batch, start):
+                keys.append(key)
+                args += (member, capacity, score + i * _SCORE_STEP)
             self._stats["script_calls"] += 1
-            conn = lane.take_ready()
-            if conn is not None and write_now(conn, SEND_MANY.evalsha_command(keys, args)):
-                # Written in this tick on a held connection (one batch in flight on
-                # it, so replies cannot cross); the task only reads the statuses.
-                coro = self._run(batch, keys, args, lane, conn)
-            else:
-                coro = self._run(batch, keys, args)
-            task = self._loop.create_task(coro)
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+            self._send(batch, keys, args, SEND_MANY.evalsha(keys, args), retry=True)
 
-    def _command(self, batch: list[_Pending], scores: list[float]) -> tuple[list[str], list[Any]]:
-        keys: list[str] = []
-        args: list[Any] = [scores[0], self._expiry]
-        for (key, member, capacity, _), score in zip(batch, scores, strict=True):
-            keys.append(key)
-            args.append(member)
-            args.append(capacity)
-            args.append(score)
-        return keys, args
+    def _send(
+        self, batch: list[_Pending], keys: list[str], args: list[Any], command: Any, retry: bool
+    ) -> None:
+        reply = self._client.submit(command)
+        self._in_flight.add(reply)
+        reply.add_done_callback(functools.partial(self._settle, batch, keys, args, retry))
 
-    async def _run(
+    def _settle(
         self,
         batch: list[_Pending],
         keys: list[str],
         args: list[Any],
-        lane: Lane | None = None,
-        written: Any = None,
+        retry: bool,
+        reply: asyncio.Future[Any],
     ) -> None:
-        try:
-            if written is None:
-                statuses = await SEND_MANY(self._client, keys, args)
-            else:
-                assert lane is not None
-                try:
-                    statuses = await lane.call_written(written)
-                except NoScriptError:
-                    statuses = await SEND_MANY.eval(self._client, keys, args)
-        except BaseException as exc:
+        self._in_flight.discard(reply)
+        if reply.cancelled():
+            for *_, future in batch:
+                future.cancel()
+            return
+        exc = reply.exception()
+        if isinstance(exc, RedisNoScriptError) and retry:
+            # Redis restarted or its scripts were flushed: EVAL runs and caches it again.
+            self._send(batch, keys, args, SEND_MANY.eval(keys, args), retry=False)
+            return
+        if exc is not None:
             for *_, future in batch:
                 if not future.done():
-                    if isinstance(exc, asyncio.CancelledError):
-                        future.cancel()
-                    else:
-                        future.set_exception(exc)
-            if not isinstance(exc, Exception):
-                raise
+                    future.set_exception(exc)
             return
-        for (*_, future), status in zip(batch, statuses, strict=True):
-            if not future.done():
-                future.set_result(status)
+        full = 0
+        for (_, _, _, channel, future), status in zip(batch, reply.result(), strict=True):
+            if future.done():
+                continue
+            if status:
+                future.set_result(None)
+            else:
+                full += 1
+                future.set_exception(ChannelFull(channel))
+        if full:
+            self._stats["channel_full"] += full
 
     async def aclose(self) -> None:
         """Wait for batches already in flight (their senders are waiting on them)."""
         if self._pending:
             self._flush()
-        if self._tasks:
-            await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._in_flight:
+            await asyncio.wait(list(self._in_flight), timeout=5.0)

@@ -1,45 +1,44 @@
-"""RedisChannelLayer: an atomic, batched, at-most-once channel layer on channels_redis."""
+"""RedisChannelLayer: an atomic, batched, at-most-once channel layer, wire-compatible with
+channels_redis, on the layer's own RESP client."""
 
 from __future__ import annotations
 
 import asyncio
+import binascii
 import functools
 import logging
-import random
-import threading
 import time
+import uuid
 from collections import deque
 from collections.abc import Callable
 from typing import Any
 
-import msgpack
-from channels.exceptions import ChannelFull
-from channels_redis.core import RedisChannelLayer as StockRedisChannelLayer
-from channels_redis.serializers import MsgPackSerializer
-from redis.exceptions import AuthenticationError
+from channels.layers import BaseChannelLayer
 
 from ..backoff import Backoff
 from .batching import SendCoalescer
-from .connections import TRANSIENT_ERRORS, ShardClients
+from .codec import Codec
+from .connections import ShardClients
 from .drain import Drainer, LocalBuffers
+from .errors import ForeignChannelError, RedisConfigError, RedisUnavailable
+from .groups import group_members
+from .hosts import decode_hosts, parse_host
 from .loops import LoopState, close_with_loop
+from .resp import pack
 from .scripts import DELETE_PREFIX, GROUP_MEMBERS, SEND_MANY
+from .sentinel import check_host
 from .stats import DropListener, LayerStats
-from .wire import lane_of, pack
 
 logger = logging.getLogger(__name__)
 
 # Below this a BZMPOP timeout rounds to 0 ms, which Redis reads as "block forever".
 _MIN_BLOCK = 0.01
 
-# Bound of the per-layer cache of validated channel names (cleared when reached).
+# Bound of the per-layer caches of validated channel names (cleared when reached).
 _MAX_CACHED_NAMES = 4096
 
-# Idle pop connections kept per (loop, shard): one per channel popped concurrently.
-_POP_LANE_KEEP = 16
 
-
-class RedisChannelLayer(StockRedisChannelLayer):
+class RedisChannelLayer(BaseChannelLayer):
     """Redis channel layer with atomic capacity-checked, coalesced sends and batch receives.
 
     Delivery is at-most-once: every message is popped atomically (BZMPOP/ZMPOP), so two
@@ -49,9 +48,9 @@ class RedisChannelLayer(StockRedisChannelLayer):
 
     Sends issued in the same event-loop tick are coalesced per shard into one Lua call
     (expiry cleanup + capacity check + ZADD + EXPIRE). A full channel raises
-    ``ChannelFull``. While Redis is down, sends raise ``redis.exceptions.ConnectionError``
-    / ``TimeoutError`` (or ``OSError``) at once and receives retry with a short backoff.
-    Counters are in ``stats`` (see ``STAT_NAMES``). Needs Redis >= 7.0.
+    ``ChannelFull``. While Redis is down, sends fail at once with ``RedisUnavailable``
+    and receives retry with a backoff; ``RedisConfigError`` (auth, TLS, version) is never
+    retried. Counters are in ``stats`` (see ``STAT_NAMES``). Needs Redis >= 7.0.
     """
 
     extensions = ["groups", "flush"]
@@ -71,112 +70,90 @@ class RedisChannelLayer(StockRedisChannelLayer):
         max_batch: int = 64,
         block_timeout: float = 1.0,
         drain_batch: int = 64,
-        max_connections: int = 64,
+        max_connections: int | None = None,
         max_blocking_connections: int = 1024,
     ) -> None:
-        super().__init__(
-            hosts=hosts,
-            prefix=prefix,
-            expiry=expiry,
-            group_expiry=group_expiry,
-            capacity=capacity,
-            channel_capacity=channel_capacity,
-            symmetric_encryption_keys=symmetric_encryption_keys,
-            random_prefix_length=random_prefix_length,
-            serializer_format=serializer_format,
-        )
+        super().__init__(expiry=expiry, capacity=capacity)
+        if not isinstance(prefix, str):
+            raise TypeError("prefix must be a str")  # stock asserts the same
         if block_timeout < 0.05:
             raise ValueError("block_timeout must be at least 0.05 s")
+        self.channel_capacity = self.compile_capacities(channel_capacity or {})
+        self.group_expiry = group_expiry
+        self.prefix = prefix
+        self.hosts = decode_hosts(hosts)
+        self.ring_size = len(self.hosts)
+        self._specs = [parse_host(host) for host in self.hosts]
         self.max_batch = max_batch
         self.block_timeout = block_timeout
         self.drain_batch = drain_batch
+        # Accepted for old settings; commands share one pipelined connection per shard.
         self.max_connections = max_connections
         self.max_blocking_connections = max_blocking_connections
         self.stats = LayerStats()
-        self._loops: dict[asyncio.AbstractEventLoop, LoopState] = {}
-        self._verified: set[int] = set()
+        self._codec = Codec(
+            serializer_format,
+            random_prefix_length=random_prefix_length,
+            expiry=int(expiry),
+            symmetric_encryption_keys=symmetric_encryption_keys,
+            stats=self.stats,
+        )
+        self.client_prefix = uuid.uuid4().hex
         self._local_suffix = self.client_prefix + "!"
+        self._loops: dict[asyncio.AbstractEventLoop, LoopState] = {}
         self._buffers = LocalBuffers(self.get_capacity, expiry, self.stats)
         # Raw (member, score) pairs popped for a receive_many that was cancelled meanwhile.
         self._leftovers: dict[str, deque[list[Any]]] = {}
         # Validated channel names -> (key, capacity, shard, local); see _send_target.
         self._targets: dict[str, tuple[str, int, int, bool]] = {}
         self._receivable: set[str] = set()
-        # Stock msgpack format without encryption: pack with a reused Packer per thread
-        # (msgpack.packb builds a Packer and its buffer per call). Same bytes on the wire.
-        self._fast_msgpack = (
-            type(self._serializer) is MsgPackSerializer
-            and self._serializer.crypter is None
-            and self._serializer.random_prefix_length == random_prefix_length
-        )
-        self._packers = threading.local()
 
-    # ---- connections ----------------------------------------------------------------
+    def __str__(self) -> str:
+        return f"{self.__class__.__name__}(hosts={self.hosts})"
 
-    def _state(self) -> LoopState:
-        loop = asyncio.get_running_loop()
-        state = self._loops.get(loop)
-        if state is None:
-            state = self._loops[loop] = LoopState()
-            close_with_loop(loop, functools.partial(self._loops.pop, loop, None))
-        return state
+    # ---- messages and routing -----------------------------------------------------
 
-    def _ready_coalescer(self, index: int) -> SendCoalescer | None:
-        """This loop's coalescer for shard ``index`` if it exists already (no await)."""
-        state = self._loops.get(asyncio.get_running_loop())
-        return state.coalescers.get(index) if state is not None else None
+    @property
+    def on_drop(self) -> DropListener | None:
+        """Called as ``on_drop(reason, count)`` for every message the layer drops."""
+        return self.stats.on_drop
 
-    async def _shard(self, state: LoopState, index: int) -> ShardClients:
-        clients = state.shards.get(index)
-        if clients is None:
-            clients = state.shards[index] = ShardClients(
-                self.hosts[index],
-                block_timeout=self.block_timeout,
-                max_connections=self.max_connections,
-                max_blocking_connections=self.max_blocking_connections,
-            )
-        if index not in self._verified:
-            await clients.check_version()
-            self._verified.add(index)
-        return clients
-
-    async def _coalescer(self, index: int) -> SendCoalescer:
-        state = self._state()
-        coalescer = state.coalescers.get(index)
-        if coalescer is None:
-            clients = await self._shard(state, index)
-            coalescer = state.coalescers.get(index)
-            if coalescer is None:
-                coalescer = state.coalescers[index] = SendCoalescer(
-                    clients.commands,
-                    asyncio.get_running_loop(),
-                    expiry=int(self.expiry),
-                    max_batch=self.max_batch,
-                    stats=self.stats,
-                )
-        return coalescer
+    @on_drop.setter
+    def on_drop(self, listener: DropListener | None) -> None:
+        self.stats.on_drop = listener
 
     def serialize(self, message: dict[str, Any]) -> bytes:
         """channels_redis's format: random prefix + msgpack (or encrypted)."""
-        if not self._fast_msgpack:
-            return super().serialize(message)
-        packers = self._packers
-        try:
-            packer = packers.packer
-        except AttributeError:
-            packer = packers.packer = msgpack.Packer()
-        prefix_length = self._serializer.random_prefix_length
-        if prefix_length > 0:
-            return random.randbytes(prefix_length) + packer.pack(message)
-        return packer.pack(message)
+        return self._codec.serialize(message)
 
-    # ---- send / receive -----------------------------------------------------------
+    def deserialize(self, member: bytes) -> Any:
+        """The message in a sorted-set member (raises if unreadable)."""
+        return self._codec.deserialize(member)
+
+    def decode_member(self, member: bytes) -> tuple[dict[str, Any], Any] | None:
+        """(message, channel tag) of a member; None, counted by reason, if malformed."""
+        return self._codec.decode_member(member)
+
+    def consistent_hash(self, value: str | bytes) -> int:
+        """The shard of a name: channels_redis's CRC32 ring."""
+        if self.ring_size == 1:
+            return 0
+        if isinstance(value, str):
+            value = value.encode("utf8")
+        return int((binascii.crc32(value) & 0xFFF) / (4096 / float(self.ring_size)))
+
+    async def new_channel(self, prefix: str = "specific") -> str:
+        """A new process-local channel name (``prefix.<client>!<random>``)."""
+        return f"{prefix}.{self.client_prefix}!{uuid.uuid4().hex}"
+
+    def _group_key(self, group: str) -> bytes:
+        return f"{self.prefix}:group:{group}".encode()
 
     def _send_target(self, channel: str) -> tuple[str, int, int, bool]:
         """(key, capacity, shard, local) of a valid channel name, computed once per name."""
         target = self._targets.get(channel)
         if target is None:
-            assert self.require_valid_channel_name(channel), "Channel name not valid"
+            self.require_valid_channel_name(channel)  # TypeError, as stock
             local = "!" in channel
             name = self.non_local_name(channel) if local else channel
             # Every channel kind hashes its non-local name, so send and receive agree.
@@ -191,53 +168,83 @@ class RedisChannelLayer(StockRedisChannelLayer):
             self._targets[channel] = target
         return target
 
+    # ---- per-loop clients -----------------------------------------------------------
+
+    def _state(self) -> LoopState:
+        loop = asyncio.get_running_loop()
+        state = self._loops.get(loop)
+        if state is None:
+            state = self._loops[loop] = LoopState()
+            close_with_loop(loop, functools.partial(self._loops.pop, loop, None))
+        return state
+
+    def _shard(self, state: LoopState, index: int) -> ShardClients:
+        clients = state.shards.get(index)
+        if clients is None:
+            clients = state.shards[index] = ShardClients(
+                self._specs[index],
+                asyncio.get_running_loop(),
+                max_blocking=self.max_blocking_connections,
+            )
+        return clients
+
+    def _coalescer(self, index: int) -> SendCoalescer:
+        state = self._state()
+        coalescer = state.coalescers.get(index)
+        if coalescer is None:
+            coalescer = state.coalescers[index] = SendCoalescer(
+                self._shard(state, index).commands,
+                asyncio.get_running_loop(),
+                expiry=int(self.expiry),
+                max_batch=self.max_batch,
+                stats=self.stats,
+            )
+        return coalescer
+
+    # ---- native API: check, raw commands ------------------------------------------
+
+    async def check(self) -> None:
+        """Connect to every shard (AUTH, SELECT, version); raise what is wrong.
+
+        RedisConfigError subclasses (auth, TLS, version) are fatal; RedisUnavailable is
+        transient (retry later).
+        """
+        for spec in self._specs:
+            await check_host(spec)
+
+    async def command(self, key: str | bytes, *args: Any) -> Any:
+        """Run one raw command on the shard owning ``key`` (error replies raise)."""
+        clients = self._shard(self._state(), self.consistent_hash(key))
+        return await clients.commands.submit(pack(args))
+
+    async def pipeline(self, key: str | bytes, commands: list[list[Any]]) -> list[Any]:
+        """Run raw commands in one round trip on the shard owning ``key``."""
+        clients = self._shard(self._state(), self.consistent_hash(key))
+        return await clients.commands.pipeline(commands)
+
+    # ---- send ---------------------------------------------------------------------
+
     async def send(self, channel: str, message: dict[str, Any]) -> None:
         """Send a message; raises ChannelFull at once when the channel is at capacity."""
-        assert isinstance(message, dict), "message is not a dict"
-        assert "__asgi_channel__" not in message
-        key, capacity, index, local = self._send_target(channel)
-        if local:
-            message = {**message, "__asgi_channel__": channel}
-        coalescer = self._ready_coalescer(index) or await self._coalescer(index)
-        status = await coalescer.submit(key, self.serialize(message), capacity)
-        if not status:
-            self.stats["channel_full"] += 1
-            raise ChannelFull(channel)
+        await self.send_nowait(channel, message)
 
     def send_nowait(self, channel: str, message: dict[str, Any]) -> asyncio.Future[None]:
         """Queue a send without waiting for Redis; the future fails with ChannelFull etc.
 
         For callers that have something else to wait for (a reply): it saves a task
-        switch per message. Serialization errors still raise here, before anything is sent.
+        switch per message. Misuse and serialization errors raise here, before anything
+        is sent.
         """
-        assert isinstance(message, dict), "message is not a dict"
-        assert "__asgi_channel__" not in message
+        if not isinstance(message, dict):
+            raise AssertionError("message is not a dict")  # stock asserts
+        if "__asgi_channel__" in message:
+            raise AssertionError("'__asgi_channel__' is reserved")
         key, capacity, index, local = self._send_target(channel)
-        coalescer = self._ready_coalescer(index)
-        loop = asyncio.get_running_loop()
-        if coalescer is None:
-            # First send of this loop to that shard: connecting needs an await.
-            return loop.create_task(self.send(channel, message))
         if local:
             message = {**message, "__asgi_channel__": channel}
-        status = coalescer.submit(key, self.serialize(message), capacity)
-        done: asyncio.Future[None] = loop.create_future()
+        return self._coalescer(index).submit(key, self.serialize(message), capacity, channel)
 
-        def settle(future: asyncio.Future[int]) -> None:
-            if done.done():
-                return
-            if future.cancelled():
-                done.cancel()
-            elif (exc := future.exception()) is not None:
-                done.set_exception(exc)
-            elif not future.result():
-                self.stats["channel_full"] += 1
-                done.set_exception(ChannelFull(channel))
-            else:
-                done.set_result(None)
-
-        status.add_done_callback(settle)
-        return done
+    # ---- receive ------------------------------------------------------------------
 
     async def receive(self, channel: str) -> dict[str, Any]:
         """Wait for the next message on ``channel`` (normal or ``!``)."""
@@ -256,10 +263,10 @@ class RedisChannelLayer(StockRedisChannelLayer):
         same channel (same loop) adopts it, or its messages are kept in a local buffer
         for the next call (``stats["kept_after_cancel"]``).
         """
+        if max_count < 1:
+            raise ValueError("max_count must be at least 1")
         if "!" in channel:
             # Already popped into this process: hand over what is buffered, in one wake.
-            if max_count < 1:
-                raise ValueError("max_count must be at least 1")
             waiting = self._receive_local(channel, max_count)
             if timeout is None:
                 return await waiting
@@ -268,16 +275,14 @@ class RedisChannelLayer(StockRedisChannelLayer):
             except TimeoutError:
                 return []
         if channel not in self._receivable:
-            assert self.require_valid_channel_name(channel, receive=True), "Channel name not valid"
+            self.require_valid_channel_name(channel, receive=True)  # TypeError, as stock
             if len(self._receivable) >= _MAX_CACHED_NAMES:
                 self._receivable.clear()
             self._receivable.add(channel)
-        if max_count < 1:
-            raise ValueError("max_count must be at least 1")
         deadline = None if timeout is None else time.monotonic() + timeout
         key = self.prefix + channel
         state = self._state()
-        index = self.consistent_hash(channel)
+        clients = self._shard(state, self.consistent_hash(channel))
         backoff = Backoff(0.05, 1.0)
         while True:
             # Checked on every turn, so a cancelled pop's messages wait at most one block.
@@ -286,11 +291,10 @@ class RedisChannelLayer(StockRedisChannelLayer):
                 return messages
             final = False
             try:
-                clients = await self._shard(state, index)
                 orphans = state.orphans.get(channel)
                 if orphans:
                     # Adopt a pop whose caller was cancelled instead of starting another.
-                    task = orphans.pop()
+                    pop = orphans.pop()
                     if not orphans:
                         del state.orphans[channel]
                 else:
@@ -299,17 +303,18 @@ class RedisChannelLayer(StockRedisChannelLayer):
                         block = min(block, deadline - time.monotonic())
                     final = block < _MIN_BLOCK
                     if final:
-                        args: tuple[Any, ...] = ("ZMPOP", 1, key, "MIN", "COUNT", max_count)
+                        pop = clients.commands.submit(
+                            pack(("ZMPOP", 1, key, "MIN", "COUNT", max_count))
+                        )
                     else:
-                        args = ("BZMPOP", block, 1, key, "MIN", "COUNT", max_count)
-                    # Hand-packed on a held connection of the blocking pool (wire.Lane);
-                    # its socket timeout (block_timeout + >= 1 s) outlasts the block.
-                    lane = lane_of(clients.blocking.connection_pool, _POP_LANE_KEEP)
-                    task = asyncio.ensure_future(lane.call(pack(args)))
-                reply = await self._await_pop(state, channel, task)
-            except AuthenticationError:
-                raise  # a ConnectionError subclass, but no retry can fix it
-            except TRANSIENT_ERRORS as exc:
+                        pop = await clients.blocking.send(
+                            pack(("BZMPOP", block, 1, key, "MIN", "COUNT", max_count)),
+                            block + clients.pop_margin,
+                        )
+                reply = await self._await_pop(state, channel, pop)
+            except RedisConfigError:
+                raise  # wrong password, TLS, version: no retry can fix it
+            except RedisUnavailable as exc:
                 remaining = None if deadline is None else deadline - time.monotonic()
                 if remaining is not None and remaining <= 0:
                     return []
@@ -334,103 +339,47 @@ class RedisChannelLayer(StockRedisChannelLayer):
                 return messages
         return []
 
-    async def _await_pop(self, state: LoopState, channel: str, task: asyncio.Future[Any]) -> Any:
-        # The pop runs in its own task behind a shield: cancelling the caller must not
-        # cancel a pop Redis may already have served, or its messages would vanish.
-        # The orphaned pop is adopted by the next receive on the channel, or its
-        # messages go to the leftovers buffer when it completes.
+    async def _await_pop(self, state: LoopState, channel: str, pop: asyncio.Future[Any]) -> Any:
+        # The pop's future is shielded: cancelling the caller must not drop a reply Redis
+        # may already have sent. The orphaned pop is adopted by the next receive on the
+        # channel, or its messages go to the leftovers buffer when it completes.
         try:
-            return await asyncio.shield(task)
+            return await asyncio.shield(pop)
         except asyncio.CancelledError:
-            if task.done():
-                self._keep_leftovers(channel, task)
+            if pop.done():
+                self._keep_leftovers(channel, pop)
             else:
-                state.orphans.setdefault(channel, []).append(task)
-                task.add_done_callback(functools.partial(self._orphan_done, state, channel))
+                state.orphans.setdefault(channel, []).append(pop)
+                pop.add_done_callback(functools.partial(self._orphan_done, state, channel))
             raise
 
-    def _orphan_done(self, state: LoopState, channel: str, task: asyncio.Future[Any]) -> None:
+    def _orphan_done(self, state: LoopState, channel: str, pop: asyncio.Future[Any]) -> None:
         orphans = state.orphans.get(channel)
-        if orphans and task in orphans:
-            orphans.remove(task)
+        if orphans and pop in orphans:
+            orphans.remove(pop)
             if not orphans:
                 del state.orphans[channel]
-            self._keep_leftovers(channel, task)
+            self._keep_leftovers(channel, pop)
 
-    def _keep_leftovers(self, channel: str, task: asyncio.Future[Any]) -> None:
-        if task.cancelled() or task.exception() is not None:
+    def _keep_leftovers(self, channel: str, pop: asyncio.Future[Any]) -> None:
+        if pop.cancelled() or pop.exception() is not None:
             return
-        reply = task.result()
+        reply = pop.result()
         if reply:
             self._leftovers.setdefault(channel, deque()).extend(reply[1])
             self.stats["kept_after_cancel"] += len(reply[1])
 
-    @property
-    def on_drop(self) -> DropListener | None:
-        """Called as ``on_drop(reason, count)`` for every message the layer drops."""
-        return self.stats.on_drop
-
-    @on_drop.setter
-    def on_drop(self, listener: DropListener | None) -> None:
-        self.stats.on_drop = listener
-
-    def decode_member(self, member: bytes) -> tuple[dict[str, Any], Any] | None:
-        """One sorted-set member -> (message, its ``__asgi_channel__`` tag or None).
-
-        Anything malformed is counted by reason (see ``STAT_NAMES``) and gives None:
-        one bad member must never cost the other members of its batch.
-        """
-        try:
-            message = self.deserialize(member)
-        except Exception:
-            self._malformed("undecodable", exc_info=True)
-            return None
-        if not isinstance(message, dict):
-            self._malformed("not_a_dict")
-            return None
-        if "__asgi_channel__" not in message:
-            return message, None
-        target = message.pop("__asgi_channel__")
-        # A '!' channel name, or the list of them stock group_send packs into one message.
-        if isinstance(target, str) or (
-            isinstance(target, list) and target and all(isinstance(c, str) for c in target)
-        ):
-            return message, target
-        self._malformed("bad_channel")
-        return None
-
-    def _malformed(self, reason: str, exc_info: bool = False) -> None:
-        self.stats.drop(reason)
-        if self.stats.should_log(reason):
-            logger.warning(
-                "dropped a malformed message (%s; logged once a minute, counted in stats)",
-                reason,
-                exc_info=exc_info,
-            )
-
     def _decode_pairs(self, pairs: list[list[Any]]) -> list[dict[str, Any]]:
-        cutoff = time.time() - self.expiry
-        messages = []
-        expired = 0
-        for member, score in pairs:
-            if float(score) < cutoff:
-                expired += 1
-                continue
-            # Stock group_send tags messages to normal channels too: the tag is dropped.
-            decoded = self.decode_member(member)
-            if decoded is not None:
-                messages.append(decoded[0])
-        if expired:
-            self.stats.drop("expired", expired)
-        return messages
+        # Stock group_send tags messages to normal channels too: the tag is dropped.
+        return [
+            message for message, _ in self._codec.decode_pairs(pairs, time.time() - self.expiry)
+        ]
+
+    # ---- process-local ('!') channels ---------------------------------------------
 
     async def _receive_local(self, channel: str, max_count: int = 1) -> Any:
         key, real = self._local_key(channel)
-        state = self._state()
-        if key not in state.drainers:
-            clients = await self._shard(state, self.consistent_hash(real))
-            if key not in state.drainers:
-                self._start_drainer(state, clients, key)
+        self._ensure_drainer(key, real)
         if max_count == 1:
             return await self._buffers.get(channel)
         return await self._buffers.get_many(channel, max_count)
@@ -438,7 +387,7 @@ class RedisChannelLayer(StockRedisChannelLayer):
     async def listen_local(
         self, channel: str, callback: Callable[[list[dict[str, Any]]], None]
     ) -> None:
-        """Extension: deliver every message of ``!`` channel ``channel`` to ``callback``.
+        """Deliver every message of ``!`` channel ``channel`` to ``callback``.
 
         The drainer calls ``callback(messages)`` with each batch as it pops it (on this
         loop; a drainer of another loop schedules the call here), instead of buffering
@@ -451,29 +400,27 @@ class RedisChannelLayer(StockRedisChannelLayer):
         try:
             if buffered:
                 callback(buffered)
-            state = self._state()
-            if key not in state.drainers:
-                clients = await self._shard(state, self.consistent_hash(real))
-                if key not in state.drainers:
-                    self._start_drainer(state, clients, key)
+            self._ensure_drainer(key, real)
             await loop.create_future()  # until cancelled
         finally:
             self._buffers.unlisten(channel, callback)
 
     def _local_key(self, channel: str) -> tuple[str, str]:
-        assert self.require_valid_channel_name(channel), "Channel name not valid"
+        self.require_valid_channel_name(channel)  # TypeError, as stock
         real = self.non_local_name(channel)
         if not real.endswith(self._local_suffix):
-            raise ValueError(f"{channel!r} was not made by this layer's new_channel()")
+            raise ForeignChannelError(f"{channel!r} was not made by this layer's new_channel()")
         return self.prefix + real, real
 
-    def _start_drainer(self, state: LoopState, clients: ShardClients, key: str) -> None:
+    def _ensure_drainer(self, key: str, real: str) -> None:
+        state = self._state()
+        if key in state.drainers:
+            return
         drainer = Drainer(
-            clients.blocking,
-            clients.commands,
+            self._shard(state, self.consistent_hash(real)),
             key,
             self._buffers,
-            self.decode_member,
+            self._codec.decode_member,
             block_timeout=self.block_timeout,
             batch=self.drain_batch,
             stats=self.stats,
@@ -487,79 +434,53 @@ class RedisChannelLayer(StockRedisChannelLayer):
 
         task.add_done_callback(forget)
 
-    # ---- native API used by servicebus.transport -----------------------------------
-
-    async def check(self) -> None:
-        """Connect to every shard: AUTH, SELECT and the server version (raises on failure)."""
-        state = self._state()
-        for index in range(self.ring_size):
-            clients = await self._shard(state, index)
-            await clients.check_version()
-
-    async def command(self, key: str, *args: Any) -> Any:
-        """Run one raw command on the shard owning ``key``."""
-        clients = await self._shard(self._state(), self.consistent_hash(key))
-        return await clients.commands.execute_command(*args)
-
-    async def pipeline(self, key: str, commands: list[list[Any]]) -> list[Any]:
-        """Run raw commands in one round trip on the shard owning ``key``."""
-        clients = await self._shard(self._state(), self.consistent_hash(key))
-        async with clients.commands.pipeline(transaction=False) as pipe:
-            for args in commands:
-                pipe.execute_command(*args)
-            return list(await pipe.execute())
-
     # ---- groups --------------------------------------------------------------------
 
     async def group_add(self, group: str, channel: str) -> None:
         """Add ``channel`` to ``group`` (refreshing its group_expiry)."""
-        assert self.require_valid_group_name(group), "Group name not valid"
-        assert self.require_valid_channel_name(channel), "Channel name not valid"
-        clients = await self._shard(self._state(), self.consistent_hash(group))
-        group_key = self._group_key(group)
-        async with clients.commands.pipeline(transaction=False) as pipe:
-            pipe.zadd(group_key, {channel: time.time()})
-            pipe.expire(group_key, self.group_expiry)
-            await pipe.execute()
+        self.require_valid_group_name(group)
+        self.require_valid_channel_name(channel)
+        key = self._group_key(group)
+        await self.pipeline(
+            group, [["ZADD", key, time.time(), channel], ["EXPIRE", key, self.group_expiry]]
+        )
 
     async def group_discard(self, group: str, channel: str) -> None:
         """Remove ``channel`` from ``group``; no error when it is not a member."""
-        assert self.require_valid_group_name(group), "Group name not valid"
-        assert self.require_valid_channel_name(channel), "Channel name not valid"
-        clients = await self._shard(self._state(), self.consistent_hash(group))
-        await clients.commands.zrem(self._group_key(group), channel)
+        self.require_valid_group_name(group)
+        self.require_valid_channel_name(channel)
+        await self.command(group, "ZREM", self._group_key(group), channel)
 
     async def group_send(self, group: str, message: dict[str, Any]) -> None:
         """Broadcast at-most-once, one atomic script per shard; full members are counted."""
-        assert self.require_valid_group_name(group), "Group name not valid"
+        self.require_valid_group_name(group)
+        if not isinstance(message, dict):
+            raise AssertionError("message is not a dict")
         state = self._state()
-        clients = await self._shard(state, self.consistent_hash(group))
+        commands = self._shard(state, self.consistent_hash(group)).commands
         cutoff = int(time.time()) - self.group_expiry
-        raw = await GROUP_MEMBERS(clients.commands, [self._group_key(group)], [cutoff])
-        channels = [name.decode("utf8") for name in raw]
+        raw = await GROUP_MEMBERS(commands, [self._group_key(group)], [cutoff])
+        channels = [bytes(name).decode("utf8") for name in raw]
         if not channels:
             return
-        by_shard, key_message, key_capacity = self._map_channel_keys_to_connection(
-            channels, message
-        )
-        for index, keys in by_shard.items():
-            shard = await self._shard(state, index)
+        dropped = 0
+        by_shard = group_members(self, channels, message)
+        for index, keyed in by_shard.items():
             now = time.time()
             args: list[Any] = [now, int(self.expiry)]
-            for key in keys:
-                args.append(key_message[key])
-                args.append(key_capacity[key])
-                args.append(now)
-            statuses = await SEND_MANY(shard.commands, keys, args)
-            dropped = statuses.count(0)
-            if dropped:
-                self.stats.drop("group_member_full", dropped)
-                logger.warning(
-                    "group_send to %s: %d of %d channels full, message dropped for them",
-                    group,
-                    dropped,
-                    len(channels),
-                )
+            for member, capacity in keyed.values():
+                args += (member, capacity, now)
+            shard = self._shard(state, index).commands
+            statuses = await SEND_MANY(shard, list(keyed), args)
+            dropped += statuses.count(0)
+        if dropped:
+            self.stats.drop("group_member_full", dropped)
+            logger.warning(
+                "group_send to %s: %d of %d channels full, message dropped for them",
+                group,
+                dropped,
+                len(channels),
+            )
 
     # ---- flush / close -----------------------------------------------------------
 
@@ -567,8 +488,7 @@ class RedisChannelLayer(StockRedisChannelLayer):
         """Delete every key of this prefix on every shard, and all locally buffered messages."""
         state = self._state()
         for index in range(self.ring_size):
-            clients = await self._shard(state, index)
-            await DELETE_PREFIX(clients.commands, [], [self.prefix + "*"])
+            await DELETE_PREFIX(self._shard(state, index).commands, [], [self.prefix + "*"])
         self._buffers.clear()
         self._leftovers.clear()
 

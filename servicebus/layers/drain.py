@@ -15,14 +15,11 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
-from redis.asyncio import Redis
-from redis.asyncio.connection import Connection
-from redis.exceptions import AuthenticationError
-
 from ..backoff import Backoff
-from .connections import TRANSIENT_ERRORS
+from .connections import ShardClients
+from .errors import RedisConfigError, RedisUnavailable
+from .resp import RedisConnection, pack
 from .stats import LayerStats
-from .wire import pack, roundtrip
 
 logger = logging.getLogger(__name__)
 
@@ -206,16 +203,15 @@ class Drainer:
     ``run`` is supervised: an unexpected error is logged, counted
     (``drainer_restarts``) and the drain loop restarted after a backoff, so one bad
     batch can never leave a process deaf. The drainer holds one connection of the
-    blocking pool. When it is stopped
-    (cancelled: close(), asyncio.run() ending) in the middle of a pop, it unblocks
-    that pop server-side with CLIENT UNBLOCK and hands out whatever the pop already
-    took, so stopping one loop's drainer never loses another loop's replies.
+    blocking pool. When it is stopped (cancelled: close(), asyncio.run() ending) in the
+    middle of a pop, it unblocks that pop server-side with CLIENT UNBLOCK and hands out
+    whatever the pop already took, so stopping one loop's drainer never loses another
+    loop's replies.
     """
 
     def __init__(
         self,
-        blocking: Redis,
-        commands: Redis,
+        clients: ShardClients,
         key: str,
         buffers: LocalBuffers,
         decode: _Decode,
@@ -224,17 +220,14 @@ class Drainer:
         batch: int,
         stats: LayerStats,
     ) -> None:
-        self._pool = blocking.connection_pool
-        self._commands = commands
+        self._clients = clients
         self._key = key
         self._buffers = buffers
         self._decode = decode
-        self._block_timeout = block_timeout
-        self._batch = batch
         self._stats = stats
-        self._conn: Connection | None = None
-        self._client_id: int | None = None
+        self._conn: RedisConnection | None = None
         self._pop_command = pack(("BZMPOP", block_timeout, 1, key, "MIN", "COUNT", batch))
+        self._timeout = block_timeout + clients.pop_margin
 
     async def run(self) -> None:
         """Drain until cancelled; restart the drain loop after any unexpected error."""
@@ -253,19 +246,14 @@ class Drainer:
     async def _drain(self) -> None:
         backoff = Backoff()
         last_sweep = time.monotonic()
-        task = asyncio.current_task()
         try:
             while True:
-                if task is not None and task.cancelling():
-                    # Python 3.11's wait_for (inside redis-py's send) can swallow a
-                    # cancellation; without this check asyncio.run() would hang on exit.
-                    raise asyncio.CancelledError
                 try:
                     reply = await self._pop()
-                except AuthenticationError:
+                except RedisConfigError:
                     raise  # not transient: the supervisor logs it and retries slowly
-                except TRANSIENT_ERRORS as exc:
-                    await self._drop_connection()
+                except RedisUnavailable as exc:
+                    self._drop_connection()
                     logger.warning(
                         "drainer for %s: Redis unavailable (%s), retrying", self._key, exc
                     )
@@ -279,57 +267,50 @@ class Drainer:
                     last_sweep = now
                     self._buffers.sweep()
         finally:
-            await self._release()
+            self._release()
 
     async def _pop(self) -> Any:
         conn = self._conn
-        if conn is None:
-            conn = self._conn = await self._pool.get_connection()
-            await conn.send_command("CLIENT", "ID")
-            self._client_id = int(await conn.read_response())
-        # Send and read run in one task behind a shield: a stop that lands between
-        # the two would otherwise leave a pop running in Redis that nobody reads.
-        pop = asyncio.ensure_future(self._send_and_read(conn))
+        if conn is None or not conn.is_open:
+            self._release()
+            conn = self._conn = await self._clients.blocking.acquire()
+        pop = conn.send(self._pop_command, self._timeout)
         try:
             return await asyncio.shield(pop)
         except asyncio.CancelledError:
-            await self._unblock(pop)
+            await self._unblock(conn, pop)
             raise
 
-    async def _send_and_read(self, conn: Connection) -> Any:
-        return await roundtrip(conn, self._pop_command)
-
-    async def _unblock(self, pop: asyncio.Future[Any]) -> None:
+    async def _unblock(self, conn: RedisConnection, pop: asyncio.Future[Any]) -> None:
         # Cancelling the pop would drop what Redis may already have popped for us.
         # CLIENT UNBLOCK makes it return at once; repeat it in case the BZMPOP had
         # not reached Redis yet. If it is refused (ACL), the pop ends on its own.
-        deadline = time.monotonic() + self._block_timeout + 1.0
+        deadline = time.monotonic() + self._timeout
         while not pop.done() and time.monotonic() < deadline:
             try:
-                await self._commands.execute_command("CLIENT", "UNBLOCK", self._client_id)
+                await self._clients.commands.execute("CLIENT", "UNBLOCK", conn.client_id)
             except Exception as exc:
                 logger.debug("CLIENT UNBLOCK failed (%s); waiting for the pop", exc)
-                await asyncio.wait([pop], timeout=deadline - time.monotonic())
+                await asyncio.wait([pop], timeout=max(0.0, deadline - time.monotonic()))
                 break
             await asyncio.wait([pop], timeout=0.05)
         if not pop.done():
-            pop.cancel()
-            await self._drop_connection()
+            self._drop_connection()
             return
         if not pop.cancelled() and pop.exception() is None:
             reply = pop.result()
             if reply:
                 self._dispatch(reply[1])
 
-    async def _drop_connection(self) -> None:
+    def _drop_connection(self) -> None:
         if self._conn is not None:
-            await self._conn.disconnect()
-            await self._release()
+            self._conn.close()
+            self._release()
 
-    async def _release(self) -> None:
+    def _release(self) -> None:
         conn, self._conn = self._conn, None
         if conn is not None:
-            await self._pool.release(conn)
+            self._clients.blocking.release(conn)
 
     def _dispatch(self, pairs: list[list[Any]]) -> None:
         buffers = self._buffers

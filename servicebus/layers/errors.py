@@ -63,3 +63,7 @@ def reply_error(message: str) -> RedisError:
     if code in ("WRONGPASS", "NOAUTH", "NOPERM") or "invalid password" in message:
         return RedisAuthError(f"Redis refused the credentials or ACL: {message}")
     return RedisCommandError(message)
+
+
+class ForeignChannelError(AssertionError, ValueError):
+    """receive() on a '!' channel this layer did not make (stock channels_redis asserts)."""

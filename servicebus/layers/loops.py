@@ -28,7 +28,6 @@ class LoopState:
         for task in self.drainers.values():
             task.cancel()
         if self.drainers:
-            # Bounded: a cancellation swallowed inside redis-py is noticed after one block.
             await asyncio.wait(list(self.drainers.values()), timeout=5.0)
         self.drainers.clear()
         # Orphaned pops are not cancelled (that could drop what Redis already popped):

@@ -16,7 +16,7 @@ import socket
 import ssl
 from collections import deque
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import Any, cast
 
 import hiredis
 
@@ -117,9 +117,9 @@ class RedisConnection(asyncio.Protocol):
     # ---- asyncio.Protocol --------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        """Keep the transport (asyncio sets TCP_NODELAY itself)."""
-        assert isinstance(transport, asyncio.Transport)
-        self._transport = transport
+        """Keep the transport (asyncio and uvloop set TCP_NODELAY themselves)."""
+        # uvloop's transports are not asyncio.Transport subclasses, but have its methods.
+        self._transport = cast(asyncio.Transport, transport)
 
     def data_received(self, data: bytes) -> None:
         """Parse every complete reply and resolve the waiting futures in order."""

@@ -6,50 +6,54 @@ import hashlib
 from collections.abc import Sequence
 from typing import Any
 
-from redis.asyncio import Redis
-from redis.exceptions import NoScriptError
-
-from .wire import bulk, lane_of, pack
-
-_bulk = bulk
+from .errors import RedisNoScriptError
+from .pool import CommandClient
+from .resp import BIG_PIECE, Piece, bulk
 
 
 class LuaScript:
     """A Lua script called by SHA1; falls back to EVAL (which caches it) on NOSCRIPT."""
 
-    __slots__ = ("_evalsha_head", "sha", "source")
+    __slots__ = ("_eval_head", "_evalsha_head", "sha", "source")
 
     def __init__(self, source: str) -> None:
         self.source = source
         self.sha = hashlib.sha1(source.encode()).hexdigest()
-        self._evalsha_head = _bulk("EVALSHA") + _bulk(self.sha)
+        self._evalsha_head = bulk("EVALSHA") + bulk(self.sha)
+        self._eval_head = bulk("EVAL") + bulk(source)
 
-    async def __call__(self, client: Redis, keys: Sequence[Any], args: Sequence[Any]) -> Any:
+    async def __call__(
+        self, client: CommandClient, keys: Sequence[Any], args: Sequence[Any]
+    ) -> Any:
         """Run the script; a Redis restart (empty script cache) costs one extra round trip."""
         try:
-            return await self._evalsha(client, keys, args)
-        except NoScriptError:
+            return await client.submit(self.evalsha(keys, args))
+        except RedisNoScriptError:
             # EVAL both runs and caches the script, so the next EVALSHA hits.
-            return await self.eval(client, keys, args)
+            return await client.submit(self.eval(keys, args))
 
-    async def eval(self, client: Redis, keys: Sequence[Any], args: Sequence[Any]) -> Any:
-        """EVAL: runs the script and caches it (the NOSCRIPT fallback)."""
-        command = pack(("EVAL", self.source, len(keys), *keys, *args))
-        return await lane_of(client.connection_pool).call(command)
+    def evalsha(self, keys: Sequence[Any], args: Sequence[Any]) -> Piece | list[Piece]:
+        """The packed EVALSHA command (pieces when an argument is large)."""
+        return self._command(self._evalsha_head, keys, args)
 
-    def evalsha_command(self, keys: Sequence[Any], args: Sequence[Any]) -> bytes:
-        """The packed EVALSHA command."""
-        # Packing the RESP command here is several times cheaper than redis-py's
-        # generic pack_command for the hundreds of arguments of a coalesced batch.
-        parts = [b"*%d\r\n" % (3 + len(keys) + len(args)), self._evalsha_head]
-        parts.append(_bulk(len(keys)))
-        parts.extend(map(_bulk, keys))
-        parts.extend(map(_bulk, args))
-        return b"".join(parts)
+    def eval(self, keys: Sequence[Any], args: Sequence[Any]) -> Piece | list[Piece]:
+        """The packed EVAL command (the NOSCRIPT fallback)."""
+        return self._command(self._eval_head, keys, args)
 
-    async def _evalsha(self, client: Redis, keys: Sequence[Any], args: Sequence[Any]) -> Any:
-        # A held connection of the client's pool (see wire.Lane): no checkout per call.
-        return await lane_of(client.connection_pool).call(self.evalsha_command(keys, args))
+    @staticmethod
+    def _command(head: bytes, keys: Sequence[Any], args: Sequence[Any]) -> Piece | list[Piece]:
+        # Packed here: several times cheaper than a generic packer for the hundreds of
+        # arguments of a coalesced batch. A large member stays its own piece (no copy).
+        parts: list[Piece] = [b"*%d\r\n" % (3 + len(keys) + len(args)), head, bulk(len(keys))]
+        parts.extend(map(bulk, keys))
+        big = False
+        for arg in args:
+            if type(arg) is bytes and len(arg) >= BIG_PIECE:
+                parts += (b"$%d\r\n" % len(arg), arg, b"\r\n")
+                big = True
+            else:
+                parts.append(bulk(arg))
+        return parts if big else b"".join(parts)
 
 
 # KEYS: n channel keys (repeats allowed).

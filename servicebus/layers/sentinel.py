@@ -1,10 +1,12 @@
-"""Connect to a host entry: directly, or to the master its Sentinels name."""
+"""Connect to a host entry: directly, or to the master its Sentinels name; check it."""
 
 from __future__ import annotations
 
-from .errors import RedisConfigError, RedisError, RedisUnavailable
+import asyncio
+
+from .errors import RedisConfigError, RedisError, RedisTLSError, RedisUnavailable
 from .hosts import HostSpec
-from .resp import RedisConnection, open_connection
+from .resp import HandshakeClosed, RedisConnection, open_connection
 
 
 async def master_address(spec: HostSpec) -> tuple[str, int]:
@@ -52,3 +54,18 @@ async def connect(spec: HostSpec) -> RedisConnection:
             f"{conn.description} was named master of {spec.master_name!r} but is a {conn.role}"
         )
     return conn
+
+
+async def check_host(spec: HostSpec) -> None:
+    """Connect once (TLS, AUTH, version, SELECT) and hang up; raise what went wrong."""
+    for attempt in (1, 2):
+        try:
+            conn = await connect(spec)
+        except HandshakeClosed as exc:
+            if attempt == 2:
+                # Hung up on twice before any reply: a TLS port, most likely.
+                raise RedisTLSError(str(exc)) from None
+            await asyncio.sleep(0.2)
+            continue
+        conn.close()
+        return

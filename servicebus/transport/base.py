@@ -31,7 +31,7 @@ from servicebus.errors import (
     BusUnavailable,
     ServiceBusError,
 )
-from servicebus.layers import RedisVersionError
+from servicebus.layers import RedisCommandError, RedisConfigError, RedisVersionError
 
 __all__ = [
     "Delivered",
@@ -57,12 +57,14 @@ FATAL_ERRORS: tuple[type[BaseException], ...] = (
     redis_errors.NoPermissionError,
     ssl.SSLCertVerificationError,
     RedisVersionError,
+    RedisConfigError,  # servicebus's layer: RedisAuthError, RedisTLSError, RedisVersionError
 )
 # Redis is away or slow right now: a later attempt may work.
 TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
     redis_errors.ConnectionError,
     redis_errors.TimeoutError,
     redis_errors.ResponseError,  # e.g. OOM, LOADING, READONLY after a failover
+    RedisCommandError,  # the same from servicebus's layer (RedisUnavailable is an OSError)
     ConnectionError,
     TimeoutError,
     OSError,

@@ -9,7 +9,7 @@ import pytest
 import redis
 from channels.exceptions import ChannelFull
 
-from servicebus.layers import RedisChannelLayer
+from servicebus.layers import RedisChannelLayer, RedisCommandError
 
 pytestmark = pytest.mark.redis
 
@@ -186,3 +186,22 @@ async def test_sends_written_in_the_flush_tick_survive_a_script_flush(make_layer
     got = await layer.receive_many("held", 200)
     assert [m["i"] for m in got] == list(range(-1, 150))
     assert layer.stats["script_calls"] == 1 + 3  # max_batch 64: 64 + 64 + 22
+
+
+async def test_concurrent_pops_past_the_connection_limit_wait(make_layer) -> None:
+    layer = make_layer(max_blocking_connections=2, block_timeout=0.2)
+    receivers = [
+        asyncio.ensure_future(layer.receive_many(f"limited{i}", 5, timeout=10)) for i in range(5)
+    ]
+    await asyncio.sleep(0.1)
+    for i in range(5):
+        await layer.send(f"limited{i}", {"i": i})
+    results = await asyncio.wait_for(asyncio.gather(*receivers), 10)
+    assert results == [[{"i": i}] for i in range(5)]
+
+
+async def test_raw_commands_and_pipelines(layer: RedisChannelLayer) -> None:
+    assert await layer.command("k", "SET", "k", "v") == b"OK"
+    assert await layer.pipeline("k", [["GET", "k"], ["SET", "k", "w", "NX"]]) == [b"v", None]
+    with pytest.raises(RedisCommandError):
+        await layer.command("k", "LPUSH", "k", "x")

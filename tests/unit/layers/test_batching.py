@@ -5,98 +5,109 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import hiredis
 import pytest
+from channels.exceptions import ChannelFull
 
 from servicebus.layers.batching import SendCoalescer
+from servicebus.layers.errors import RedisNoScriptError, RedisUnavailable
 from servicebus.layers.stats import LayerStats
 
 
-def parse_resp(packed: bytes) -> tuple[Any, ...]:
-    """The arguments of one RESP array of bulk strings (test members have no CRLF)."""
-    lines = packed.split(b"\r\n")
-    count = int(lines[0][1:])
-    items = lines[2::2][:count]
-    return (items[0].decode(), items[1].decode(), int(items[2]), *items[3:])
+def parse_resp(data: Any) -> list[bytes]:
+    """The arguments of one packed command (bytes or pieces)."""
+    reader = hiredis.Reader()
+    reader.feed(data if isinstance(data, bytes) else b"".join(data))
+    return reader.gets()
 
 
-class FakeRedis:
-    """Records EVALSHA calls; every message whose member starts with b'full' is refused.
+class FakeClient:
+    """Answers EVALSHA/EVAL like SEND_MANY; a member starting with b'full' is refused."""
 
-    It is its own pool and connection, the way LuaScript talks to redis-py.
-    """
-
-    def __init__(self, error: Exception | None = None) -> None:
-        self.calls: list[tuple[Any, ...]] = []
+    def __init__(self, error: Exception | None = None, noscript: int = 0) -> None:
+        self.calls: list[list[bytes]] = []
         self.error = error
-        self.connection_pool = self
+        self.noscript = noscript
 
-    async def get_connection(self) -> FakeRedis:
-        return self
-
-    async def release(self, conn: FakeRedis) -> None:
-        pass
-
-    async def send_packed_command(self, packed: bytes, check_health: bool = True) -> None:
-        self.calls.append(parse_resp(packed))
-
-    async def read_response(self) -> list[int]:
+    def submit(self, data: Any) -> asyncio.Future[Any]:
+        args = parse_resp(data)
+        self.calls.append(args)
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         if self.error is not None:
-            raise self.error
-        args = self.calls[-1]
-        nkeys = args[2]
-        members = args[3 + nkeys + 2 :: 3]
-        return [0 if m.startswith(b"full") else 1 for m in members]
+            future.set_exception(self.error)
+        elif args[0] == b"EVALSHA" and self.noscript:
+            self.noscript -= 1
+            future.set_exception(RedisNoScriptError("NOSCRIPT No matching script"))
+        else:
+            nkeys = int(args[2])
+            members = args[3 + nkeys + 2 :: 3]
+            future.set_result([0 if m.startswith(b"full") else 1 for m in members])
+        return future
 
 
-def _coalescer(client: FakeRedis, max_batch: int = 64) -> SendCoalescer:
-    return SendCoalescer(
+def _coalescer(client: FakeClient, max_batch: int = 64) -> tuple[SendCoalescer, LayerStats]:
+    stats = LayerStats()
+    coalescer = SendCoalescer(
         client,  # type: ignore[arg-type]
         asyncio.get_running_loop(),
         expiry=60,
         max_batch=max_batch,
-        stats=LayerStats(),
+        stats=stats,
     )
+    return coalescer, stats
 
 
 async def test_one_tick_is_one_call_per_batch() -> None:
-    client = FakeRedis()
-    coalescer = _coalescer(client, max_batch=64)
-    futures = [coalescer.submit("asgik", b"m%d" % i, 100) for i in range(200)]
-    assert await asyncio.gather(*futures) == [1] * 200
-    assert [call[2] for call in client.calls] == [64, 64, 64, 8]
-    assert all(call[0] == "EVALSHA" for call in client.calls)
+    client = FakeClient()
+    coalescer, stats = _coalescer(client, max_batch=64)
+    futures = [coalescer.submit("asgik", b"m%d" % i, 100, "k") for i in range(200)]
+    assert await asyncio.gather(*futures) == [None] * 200
+    assert [int(call[2]) for call in client.calls] == [64, 64, 64, 8]
+    assert all(call[0] == b"EVALSHA" for call in client.calls)
+    assert stats["script_calls"] == 4
 
 
 async def test_statuses_go_to_their_own_sender() -> None:
-    coalescer = _coalescer(FakeRedis())
-    ok = coalescer.submit("asgia", b"ok", 10)
-    full = coalescer.submit("asgib", b"full", 10)
-    assert (await ok, await full) == (1, 0)
+    coalescer, stats = _coalescer(FakeClient())
+    ok = coalescer.submit("asgia", b"ok", 10, "a")
+    full = coalescer.submit("asgib", b"full", 10, "b")
+    assert await ok is None
+    with pytest.raises(ChannelFull, match="b"):
+        await full
+    assert stats["channel_full"] == 1
 
 
 async def test_scores_increase_in_submit_order() -> None:
-    client = FakeRedis()
-    coalescer = _coalescer(client, max_batch=4)
-    await asyncio.gather(*(coalescer.submit("asgik", b"m", 1) for _ in range(10)))
-    await asyncio.gather(*(coalescer.submit("asgik", b"m", 1) for _ in range(3)))
-    scores = [float(s) for call in client.calls for s in call[3 + call[2] + 2 + 2 :: 3]]
+    client = FakeClient()
+    coalescer, _ = _coalescer(client, max_batch=4)
+    await asyncio.gather(*(coalescer.submit("asgik", b"m", 1, "k") for _ in range(10)))
+    await asyncio.gather(*(coalescer.submit("asgik", b"m", 1, "k") for _ in range(3)))
+    scores = [float(s) for call in client.calls for s in call[3 + int(call[2]) + 2 + 2 :: 3]]
     assert len(scores) == 13
     assert scores == sorted(scores)
     assert len(set(scores)) == 13
 
 
 async def test_errors_reach_every_sender_of_the_batch() -> None:
-    coalescer = _coalescer(FakeRedis(error=ConnectionError("down")))
-    futures = [coalescer.submit("asgik", b"m", 1) for _ in range(3)]
+    coalescer, _ = _coalescer(FakeClient(error=RedisUnavailable("down")))
+    futures = [coalescer.submit("asgik", b"m", 1, "k") for _ in range(3)]
     for future in futures:
-        with pytest.raises(ConnectionError):
+        with pytest.raises(RedisUnavailable):
             await future
 
 
+async def test_noscript_falls_back_to_eval_once() -> None:
+    client = FakeClient(noscript=2)
+    coalescer, _ = _coalescer(client, max_batch=2)
+    futures = [coalescer.submit("asgik", b"m", 5, "k") for _ in range(3)]
+    assert await asyncio.gather(*futures) == [None] * 3
+    assert [call[0] for call in client.calls] == [b"EVALSHA", b"EVALSHA", b"EVAL", b"EVAL"]
+
+
 async def test_separate_ticks_are_separate_calls() -> None:
-    client = FakeRedis()
-    coalescer = _coalescer(client)
-    await coalescer.submit("asgik", b"a", 1)
-    await coalescer.submit("asgik", b"b", 1)
+    client = FakeClient()
+    coalescer, _ = _coalescer(client)
+    await coalescer.submit("asgik", b"a", 1, "k")
+    await coalescer.submit("asgik", b"b", 1, "k")
     assert len(client.calls) == 2
     await coalescer.aclose()

@@ -13,27 +13,28 @@ from servicebus.layers.stats import LayerStats
 
 
 class FakeConnection:
+    """A blocked BZMPOP that Redis answers (with one message) once it is unblocked."""
+
+    client_id = 7
+    is_open = True
+
     def __init__(self) -> None:
-        self.unblocked = asyncio.Event()
-        self.pending: list[tuple[Any, ...]] = []
+        self.pop: asyncio.Future[Any] | None = None
+        self.closed = False
 
-    async def send_command(self, *args: Any) -> None:
-        self.pending.append(args)
+    def send(self, data: bytes, timeout: float | None = None) -> asyncio.Future[Any]:
+        assert data.split(b"\r\n")[2] == b"BZMPOP"
+        self.pop = asyncio.get_running_loop().create_future()
+        return self.pop
 
-    async def send_packed_command(self, packed: bytes, check_health: bool = True) -> None:
-        self.pending.append((packed.split(b"\r\n")[2].decode(),))
-
-    async def read_response(self) -> Any:
-        command = self.pending.pop(0)
-        if command[0] == "CLIENT":
-            return 7
+    def unblock(self) -> None:
         # Redis popped a message just as the drainer was being stopped.
-        await self.unblocked.wait()
         member = msgpack.packb({"__asgi_channel__": "specific.x!a", "n": 1})
-        return [b"key", [[member, str(time.time()).encode()]]]
+        assert self.pop is not None
+        self.pop.set_result([b"key", [[member, str(time.time()).encode()]]])
 
-    async def disconnect(self) -> None:
-        pass
+    def close(self) -> None:
+        self.closed = True
 
 
 class FakePool:
@@ -41,10 +42,10 @@ class FakePool:
         self.conn = FakeConnection()
         self.released = 0
 
-    async def get_connection(self) -> FakeConnection:
+    async def acquire(self) -> FakeConnection:
         return self.conn
 
-    async def release(self, conn: FakeConnection) -> None:
+    def release(self, conn: FakeConnection) -> None:
         self.released += 1
 
 
@@ -53,9 +54,18 @@ class FakeCommands:
         self.conn = conn
         self.calls: list[tuple[Any, ...]] = []
 
-    async def execute_command(self, *args: Any) -> None:
+    async def execute(self, *args: Any) -> int:
         self.calls.append(args)
-        self.conn.unblocked.set()
+        self.conn.unblock()
+        return 1
+
+
+class FakeClients:
+    pop_margin = 1.0
+
+    def __init__(self) -> None:
+        self.blocking = FakePool()
+        self.commands = FakeCommands(self.blocking.conn)
 
 
 def decode(member: bytes) -> tuple[dict[str, Any], Any]:
@@ -63,19 +73,12 @@ def decode(member: bytes) -> tuple[dict[str, Any], Any]:
     return message, message.pop("__asgi_channel__", None)
 
 
-class FakeBlocking:
-    def __init__(self) -> None:
-        self.connection_pool = FakePool()
-
-
 async def test_stopping_mid_pop_unblocks_and_keeps_the_messages() -> None:
     stats = LayerStats()
     buffers = LocalBuffers(lambda c: 10, 60, stats)
-    blocking = FakeBlocking()
-    commands = FakeCommands(blocking.connection_pool.conn)
+    clients = FakeClients()
     drainer = Drainer(
-        blocking,  # type: ignore[arg-type]
-        commands,  # type: ignore[arg-type]
+        clients,  # type: ignore[arg-type]
         "asgispecific.x!",
         buffers,
         decode,
@@ -90,6 +93,6 @@ async def test_stopping_mid_pop_unblocks_and_keeps_the_messages() -> None:
     await asyncio.wait([task], timeout=5)
     assert task.cancelled()
     assert time.monotonic() - started < 2  # did not wait out the 30 s pop
-    assert commands.calls == [("CLIENT", "UNBLOCK", 7)]
+    assert clients.commands.calls == [("CLIENT", "UNBLOCK", 7)]
     assert await buffers.get("specific.x!a") == {"n": 1}
-    assert blocking.connection_pool.released == 1
+    assert clients.blocking.released == 1

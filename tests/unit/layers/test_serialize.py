@@ -1,4 +1,4 @@
-"""The layer's fast msgpack path writes exactly channels_redis's format."""
+"""The layer's fast msgpack path writes and reads exactly channels_redis's format."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ def test_fast_serialize_is_stock_format() -> None:
     stock = StockLayer()
     message = {"type": "x", "body": b"\x00\xff", "n": [1, 2.5, None], "s": "é"}
     data = layer.serialize(message)
-    assert layer._fast_msgpack
+    assert layer._codec.fast
     assert len(data) == 12 + len(msgpack.packb(message))
     assert data[12:] == msgpack.packb(message)
     assert stock.deserialize(data) == message
@@ -23,7 +23,16 @@ def test_fast_serialize_is_stock_format() -> None:
 
 def test_encrypted_layer_keeps_stock_path() -> None:
     layer = RedisChannelLayer(symmetric_encryption_keys=["k"])
-    assert not layer._fast_msgpack
+    assert not layer._codec.fast
     assert StockLayer(symmetric_encryption_keys=["k"]).deserialize(layer.serialize({"a": 1})) == {
         "a": 1
     }
+    stock = StockLayer(symmetric_encryption_keys=["k"])
+    assert layer.deserialize(stock.serialize({"b": 2})) == {"b": 2}
+
+
+def test_json_format_and_prefix_length_are_honoured() -> None:
+    layer = RedisChannelLayer(serializer_format="json", random_prefix_length=4)
+    stock = StockLayer(serializer_format="json", random_prefix_length=4)
+    assert stock.deserialize(layer.serialize({"j": [1]})) == {"j": [1]}
+    assert layer.deserialize(stock.serialize({"j": [2]})) == {"j": [2]}
