@@ -11,11 +11,16 @@ from channels.exceptions import ChannelFull
 
 from .errors import RedisNoScriptError
 from .pool import CommandClient
+from .resp import BIG_PIECE, Piece, bulk
 from .scripts import SEND_MANY
 from .stats import LayerStats
 
 # (key, member, capacity, channel, future of the sender)
-_Pending = tuple[str, bytes, int, str, "asyncio.Future[None]"]
+_Member = bytes | tuple[bytes, bytes]  # see Codec.member
+_Pending = tuple[str, _Member, int, str, "asyncio.Future[None]"]
+
+# Bound of the caches of encoded keys (cleared when reached).
+_MAX_CACHED = 4096
 
 # 1 us: above a double's resolution for epoch seconds (~0.24 us), far below clock skew.
 _SCORE_STEP = 1e-6
@@ -47,8 +52,13 @@ class SendCoalescer:
         self._scheduled = False
         self._in_flight: set[asyncio.Future[Any]] = set()
         self._last_score = 0.0
+        self._expiry_bulk = bulk(expiry)
+        self._key_bulks: dict[str, bytes] = {}
+        self._capacity_bulks: dict[int, bytes] = {}
 
-    def submit(self, key: str, member: bytes, capacity: int, channel: str) -> asyncio.Future[None]:
+    def submit(
+        self, key: str, member: _Member, capacity: int, channel: str
+    ) -> asyncio.Future[None]:
         """Queue one message; the future resolves when Redis took it (or fails)."""
         future: asyncio.Future[None] = self._loop.create_future()
         self._pending.append((key, member, capacity, channel, future))
@@ -71,27 +81,59 @@ class SendCoalescer:
         size = self._max_batch
         for start in range(0, len(pending), size):
             batch = pending[start : start + size]
-            keys: list[str] = []
-            args: list[Any] = [score + start * _SCORE_STEP, self._expiry]
-            for i, (key, member, capacity, _, _) in enumerate(batch, start):
-                keys.append(key)
-                args += (member, capacity, score + i * _SCORE_STEP)
+            parts, big = self._encode(batch, score + start * _SCORE_STEP)
             self._stats["script_calls"] += 1
-            self._send(batch, keys, args, SEND_MANY.evalsha(keys, args), retry=True)
+            self._send(batch, parts, big, sha=True)
 
-    def _send(
-        self, batch: list[_Pending], keys: list[str], args: list[Any], command: Any, retry: bool
-    ) -> None:
-        reply = self._client.submit(command)
+    def _encode(self, batch: list[_Pending], first_score: float) -> tuple[list[Piece], bool]:
+        """SEND_MANY's numkeys, keys and args, RESP-encoded (cached for repeated values).
+
+        ARGV: now, expiry, then (member, capacity, score) per message; this runs for
+        every message sent, so each triple is formatted in one step.
+        """
+        keys = self._key_bulks
+        capacities = self._capacity_bulks
+        if len(keys) > _MAX_CACHED:
+            keys.clear()
+        parts: list[Piece] = [bulk(len(batch))]
+        for key, *_ in batch:
+            encoded = keys.get(key)
+            if encoded is None:
+                encoded = keys[key] = bulk(key)
+            parts.append(encoded)
+        parts += (bulk(first_score), self._expiry_bulk)
+        big = False
+        for i, (_, member, capacity, _, _) in enumerate(batch):
+            capacity_bulk = capacities.get(capacity)
+            if capacity_bulk is None:
+                capacity_bulk = capacities[capacity] = bulk(capacity)
+            score = repr(first_score + i * _SCORE_STEP).encode()
+            if type(member) is bytes and len(member) < BIG_PIECE:
+                parts.append(
+                    b"$%d\r\n%b\r\n%b$%d\r\n%b\r\n"
+                    % (len(member), member, capacity_bulk, len(score), score)
+                )
+                continue
+            # A large member: its own piece(s), never copied into a joined buffer.
+            big = True
+            pieces = member if isinstance(member, tuple) else (member,)
+            parts.append(b"$%d\r\n" % sum(map(len, pieces)))
+            parts += pieces
+            parts.append(b"\r\n%b$%d\r\n%b\r\n" % (capacity_bulk, len(score), score))
+        return parts, big
+
+    def _send(self, batch: list[_Pending], parts: list[Piece], big: bool, sha: bool) -> None:
+        nargs = 1 + 2 + 4 * len(batch)  # numkeys, now, expiry; key + triple per message
+        reply = self._client.submit(SEND_MANY.encoded(parts, nargs, sha=sha, big=big))
         self._in_flight.add(reply)
-        reply.add_done_callback(functools.partial(self._settle, batch, keys, args, retry))
+        reply.add_done_callback(functools.partial(self._settle, batch, parts, big, sha))
 
     def _settle(
         self,
         batch: list[_Pending],
-        keys: list[str],
-        args: list[Any],
-        retry: bool,
+        parts: list[Piece],
+        big: bool,
+        sha: bool,
         reply: asyncio.Future[Any],
     ) -> None:
         self._in_flight.discard(reply)
@@ -100,9 +142,9 @@ class SendCoalescer:
                 future.cancel()
             return
         exc = reply.exception()
-        if isinstance(exc, RedisNoScriptError) and retry:
+        if isinstance(exc, RedisNoScriptError) and sha:
             # Redis restarted or its scripts were flushed: EVAL runs and caches it again.
-            self._send(batch, keys, args, SEND_MANY.eval(keys, args), retry=False)
+            self._send(batch, parts, big, sha=False)
             return
         if exc is not None:
             for *_, future in batch:

@@ -242,7 +242,7 @@ class RedisChannelLayer(BaseChannelLayer):
         key, capacity, index, local = self._send_target(channel)
         if local:
             message = {**message, "__asgi_channel__": channel}
-        return self._coalescer(index).submit(key, self.serialize(message), capacity, channel)
+        return self._coalescer(index).submit(key, self._codec.member(message), capacity, channel)
 
     # ---- receive ------------------------------------------------------------------
 

@@ -40,6 +40,18 @@ class LuaScript:
         """The packed EVAL command (the NOSCRIPT fallback)."""
         return self._command(self._eval_head, keys, args)
 
+    def encoded(
+        self, parts: list[Piece], nargs: int, *, sha: bool = True, big: bool = False
+    ) -> Piece | list[Piece]:
+        """EVALSHA (or EVAL) of already encoded numkeys/keys/args: ``nargs`` bulk strings.
+
+        For callers that encode their arguments more cheaply themselves (the coalescer);
+        ``big``: some part is large, keep the pieces (no joined copy).
+        """
+        head = self._evalsha_head if sha else self._eval_head
+        pieces: list[Piece] = [b"*%d\r\n" % (2 + nargs), head, *parts]
+        return pieces if big else b"".join(pieces)
+
     @staticmethod
     def _command(head: bytes, keys: Sequence[Any], args: Sequence[Any]) -> Piece | list[Piece]:
         # Packed here: several times cheaper than a generic packer for the hundreds of
@@ -48,7 +60,13 @@ class LuaScript:
         parts.extend(map(bulk, keys))
         big = False
         for arg in args:
-            if type(arg) is bytes and len(arg) >= BIG_PIECE:
+            if type(arg) is tuple:
+                # A large member as (prefix, payload) pieces of one bulk string (Codec.member).
+                parts.append(b"$%d\r\n" % sum(map(len, arg)))
+                parts += arg
+                parts.append(b"\r\n")
+                big = True
+            elif type(arg) is bytes and len(arg) >= BIG_PIECE:
                 parts += (b"$%d\r\n" % len(arg), arg, b"\r\n")
                 big = True
             else:

@@ -53,3 +53,15 @@ async def test_stock_group_send_reaches_our_channels(
     await stock.group_send("g", {"event": 1})
     assert await asyncio.wait_for(layer.receive(local), 5) == {"event": 1}
     assert await layer.receive("plain") == {"event": 1}
+
+
+async def test_big_messages_both_ways(stock: StockLayer, layer: RedisChannelLayer) -> None:
+    # 1 MB: our writer sends prefix and payload as separate pieces of one bulk string.
+    body = bytes(range(256)) * 4096
+    await layer.send("big.request", {"body": body})
+    assert await asyncio.wait_for(stock.receive("big.request"), 10) == {"body": body}
+    await stock.send("big.request", {"body": body[::-1]})
+    assert await layer.receive("big.request") == {"body": body[::-1]}
+    reply = await layer.new_channel()
+    await layer.send(reply, {"body": body})
+    assert await asyncio.wait_for(layer.receive(reply), 10) == {"body": body}

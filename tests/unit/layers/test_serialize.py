@@ -36,3 +36,14 @@ def test_json_format_and_prefix_length_are_honoured() -> None:
     stock = StockLayer(serializer_format="json", random_prefix_length=4)
     assert stock.deserialize(layer.serialize({"j": [1]})) == {"j": [1]}
     assert layer.deserialize(stock.serialize({"j": [2]})) == {"j": [2]}
+
+
+def test_a_large_member_comes_in_two_pieces_of_the_same_bytes() -> None:
+    layer = RedisChannelLayer()
+    message = {"body": b"\x01" * 200_000}
+    small = layer._codec.member({"body": b"x"})
+    assert isinstance(small, bytes)
+    assert layer.deserialize(small) == {"body": b"x"}
+    prefix, payload = layer._codec.member(message)
+    assert len(prefix) == 12
+    assert StockLayer().deserialize(prefix + payload) == message
