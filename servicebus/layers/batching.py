@@ -19,6 +19,9 @@ from .stats import LayerStats
 _Member = bytes | tuple[bytes, bytes]  # see Codec.member
 _Pending = tuple[str, _Member, int, str, "asyncio.Future[None]"]
 
+#: Bytes of members per send script call at most (a larger message goes in a call alone).
+MAX_BATCH_BYTES = 256 * 1024
+
 # Bound of the caches of encoded keys (cleared when reached).
 _MAX_CACHED = 4096
 
@@ -78,12 +81,26 @@ class SendCoalescer:
         # FIFO even within a batch and across the pipelined calls of one burst.
         score = max(time.time(), self._last_score + _SCORE_STEP)
         self._last_score = score + (len(pending) - 1) * _SCORE_STEP
+        # Calls of at most max_batch messages and MAX_BATCH_BYTES: large messages go in
+        # calls of their own, pipelined, so Redis runs one while the next is in transit.
         size = self._max_batch
-        for start in range(0, len(pending), size):
-            batch = pending[start : start + size]
-            parts, big = self._encode(batch, score + start * _SCORE_STEP)
+        start = 0
+        while start < len(pending):
+            end = start
+            nbytes = 0
+            while end < len(pending) and end - start < size:
+                member = pending[end][1]
+                length = (
+                    len(member) if isinstance(member, bytes) else len(member[0]) + len(member[1])
+                )
+                if end > start and nbytes + length > MAX_BATCH_BYTES:
+                    break
+                nbytes += length
+                end += 1
+            parts, big = self._encode(pending[start:end], score + start * _SCORE_STEP)
             self._stats["script_calls"] += 1
-            self._send(batch, parts, big, sha=True)
+            self._send(pending[start:end], parts, big, sha=True)
+            start = end
 
     def _encode(self, batch: list[_Pending], first_score: float) -> tuple[list[Piece], bool]:
         """SEND_MANY's numkeys, keys and args, RESP-encoded (cached for repeated values).

@@ -111,3 +111,15 @@ async def test_separate_ticks_are_separate_calls() -> None:
     await coalescer.submit("asgik", b"b", 1, "k")
     assert len(client.calls) == 2
     await coalescer.aclose()
+
+
+async def test_large_messages_get_calls_of_their_own() -> None:
+    client = FakeClient()
+    coalescer, _ = _coalescer(client, max_batch=64)
+    big = b"b" * (200 * 1024)
+    futures = [coalescer.submit("asgik", m, 10, "k") for m in (b"s1", big, b"s2", big, b"s3")]
+    futures.append(coalescer.submit("asgik", (b"p" * 12, big), 10, "k"))  # Codec.member pieces
+    assert await asyncio.gather(*futures) == [None] * 6
+    # At most 256 KiB of members per call: [s1, big, s2], [big, s3], [pieces].
+    assert [int(call[2]) for call in client.calls] == [3, 2, 1]
+    assert client.calls[2][-3] == b"p" * 12 + big
