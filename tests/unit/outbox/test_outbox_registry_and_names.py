@@ -9,17 +9,23 @@ from servicebus.outbox.transport import original_fields
 
 
 def test_subscriber_registers_once_and_unregisters():
+    seen: list[outbox.Event] = []
+
     def handler(event):
-        return None
+        seen.append(event)
 
     assert outbox.subscriber("unit.topic")(handler) is handler
     outbox.subscriber("unit.topic")(handler)
+    event = outbox.Event(id="e1", topic="unit.topic", key="k", payload={})
     try:
-        assert registry.handlers_for("unit.topic") == [handler]
+        registry.run_handlers("unit.topic", [event])
+        assert seen == [event]  # registered twice, runs once
         assert "unit.topic" in registry.topics()
     finally:
         registry.unregister("unit.topic", handler)
     assert "unit.topic" not in registry.topics()
+    registry.run_handlers("unit.topic", [event])
+    assert seen == [event]
 
 
 def test_key_names_live_in_one_place():
