@@ -21,12 +21,15 @@ class OutboxSettings:
     STREAM_MAXLEN: int = field(default=100_000, metadata=_POSITIVE)
     # Publish right after commit; the relay publishes whatever this misses.
     PUBLISH_ON_COMMIT: bool = True
+    # Outbox rows one relay pass takes (one XADD pipeline, two UPDATEs).
     RELAY_BATCH_SIZE: int = field(default=500, metadata=_POSITIVE)
+    # Seconds an idle relay waits before looking for unpublished rows again.
     RELAY_POLL_INTERVAL: float = field(default=1.0, metadata=_POSITIVE)
     # A claim on an outbox row (SQLite fallback) lapses after this many seconds.
     RELAY_CLAIM_TIMEOUT: float = field(default=60.0, metadata=_POSITIVE)
     # Published rows are deleted after this many seconds.
     RETENTION_SECONDS: float = field(default=7 * 24 * 3600.0, metadata=check(non_negative, ">= 0"))
+    # Stream entries one consumer read takes (handled in one database transaction).
     CONSUMER_BATCH_SIZE: int = field(default=100, metadata=_POSITIVE)
     # A blocking stream read waits at most this long (shutdown latency).
     CONSUMER_BLOCK_SECONDS: float = field(default=1.0, metadata=_POSITIVE)
