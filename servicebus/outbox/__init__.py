@@ -7,6 +7,7 @@ are importable before Django is set up; the model mixins (``SourceModel``,
 
 from __future__ import annotations
 
+import importlib
 from typing import TYPE_CHECKING, Any
 
 from servicebus.outbox.codec import Event
@@ -42,7 +43,5 @@ _LAZY = {"ReplicaModel": "servicebus.outbox.replica", "SourceModel": "servicebus
 
 def __getattr__(name: str) -> Any:
     if name in _LAZY:
-        import importlib
-
         return getattr(importlib.import_module(_LAZY[name]), name)
     raise AttributeError(f"module 'servicebus.outbox' has no attribute {name!r}")

@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import logging
 import os
-import signal
 import socket
 import threading
 import time
 from dataclasses import dataclass, field
-from types import FrameType
 from typing import Any
 
 import redis
@@ -22,6 +20,7 @@ from servicebus.outbox.models import InboxEvent
 from servicebus.outbox.registry import run_handlers, topics
 from servicebus.outbox.settings import OutboxSettings, get_outbox_settings
 from servicebus.outbox.transport import connect, dead_letter, deliveries, ensure_group, text
+from servicebus.runner import Runner
 
 logger = logging.getLogger("servicebus.outbox.consumer")
 
@@ -87,18 +86,22 @@ class Consumer:
         self.using = using or router.db_for_write(InboxEvent)
         self.name = name or f"{socket.gethostname()}-{os.getpid()}-{threading.get_ident()}"
         self.client: redis.Redis = connect(self.settings, raw=True)
-        self.stopping = threading.Event()
+        # Redis or the database away: back off and retry; the entries stay pending.
+        self.runner = Runner(
+            f"consumer {self.group}",
+            retry_on=(redis.RedisError, OSError, DatabaseError),
+            max_backoff=5.0,
+        )
         self._streams = {event_stream(t): t for t in self.topics}
         self._groups_ready = False
 
     def install_signal_handlers(self) -> None:
         """Stop gracefully on SIGTERM and SIGINT after the current batch (main thread only)."""
+        self.runner.install_signal_handlers()
 
-        def stop(signum: int, frame: FrameType | None) -> None:
-            self.stopping.set()
-
-        signal.signal(signal.SIGTERM, stop)
-        signal.signal(signal.SIGINT, stop)
+    def stop(self) -> None:
+        """Stop after the current batch (any thread)."""
+        self.runner.stop()
 
     def ensure_groups(self) -> None:
         """Create the group on every topic stream (idempotent)."""
@@ -106,34 +109,40 @@ class Consumer:
             ensure_group(self.client, topic, self.group)
         self._groups_ready = True
 
-    def run(self, once: bool = False, max_passes: int = 1_000_000) -> ConsumeResult:
-        """Consume until stopped; ``once`` returns when nothing is left to read or reclaim."""
+    def run(self, once: bool = False, max_passes: int = 10_000) -> ConsumeResult:
+        """Consume until stopped; ``once`` returns when nothing is left to read or reclaim.
+
+        With ``once`` (at most ``max_passes`` passes) an error is raised at once; otherwise
+        the runner retries Redis and database errors with backoff, entries stay pending.
+        """
         total = ConsumeResult()
         if not self.topics:
             logger.warning("consumer %s: no topics have handlers; nothing to do", self.group)
             return total
         logger.info("consumer %s of group %s started on %s", self.name, self.group, self.topics)
-        failures_in_a_row = 0
-        for _ in range(max_passes):
-            if self.stopping.is_set():
-                break
-            try:
-                step = self.poll(block=not once)
-                failures_in_a_row = 0
-            except (redis.RedisError, OSError, DatabaseError) as exc:
-                # Redis or the database is away: back off (bounded), keep the entries pending.
-                failures_in_a_row += 1
-                connections[self.using].close_if_unusable_or_obsolete()
-                logger.warning("consumer pass failed (%r); retrying", exc)
-                if once and failures_in_a_row >= 3:
-                    raise
-                self.stopping.wait(min(5.0, 0.1 * 2**failures_in_a_row))
-                continue
-            total.add(step)
-            if once and step.seen == 0:
-                break
+
+        def step() -> float:
+            total.add(self._pass(block=True))
+            return 0.0  # the blocking read paces the loop
+
+        if once:
+            for _ in range(max_passes):
+                done = self._pass(block=False)
+                total.add(done)
+                if done.seen == 0 or self.runner.stopping:
+                    break
+        else:
+            self.runner.run(step)
         self._leave()
         return total
+
+    def _pass(self, block: bool) -> ConsumeResult:
+        try:
+            return self.poll(block=block)
+        except DatabaseError:
+            # A broken connection must not be handed to the next pass.
+            connections[self.using].close_if_unusable_or_obsolete()
+            raise
 
     def _leave(self) -> None:
         # Forget this consumer name in each group it holds nothing in, so restarts don't

@@ -9,6 +9,7 @@ from django.db import connections, router, transaction
 
 from servicebus.context import current_correlation_id
 from servicebus.outbox.constants import CORRELATION_HEADER
+from servicebus.outbox.settings import get_outbox_settings
 
 logger = logging.getLogger("servicebus.outbox")
 
@@ -58,6 +59,8 @@ def publish_event(
     Nothing is written if the transaction rolls back. After commit the event is
     published at once (best effort); the relay publishes whatever that misses.
     """
+    # Imported here, not at the top: ``servicebus.outbox`` (this module included) must
+    # import before Django's app registry is ready, and models need the registry.
     from servicebus.outbox.models import OutboxEvent
 
     using = using or router.db_for_write(OutboxEvent)
@@ -77,8 +80,7 @@ def publish_event(
 
 def publish_after_commit(event_ids: list[str], using: str) -> None:
     """On-commit publish of these events; a failure only leaves them for the relay."""
-    from servicebus.outbox.relay import publish_pending
-    from servicebus.outbox.settings import get_outbox_settings
+    from servicebus.outbox.relay import publish_pending  # imports the models: see above
 
     settings = get_outbox_settings()
     if not settings.PUBLISH_ON_COMMIT:

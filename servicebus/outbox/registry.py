@@ -30,11 +30,6 @@ def subscriber(topic: str, *, batch: bool = False) -> Callable[[Any], Any]:
     return register
 
 
-def handlers_for(topic: str) -> list[Callable[..., Any]]:
-    """The handlers of a topic, in registration order."""
-    return [fn for fn, _ in _handlers.get(topic, ())]
-
-
 def run_handlers(topic: str, events: list[Event]) -> None:
     """Run every handler of the topic on these events (batch handlers once, others per event)."""
     for fn, batch in list(_handlers.get(topic, ())):

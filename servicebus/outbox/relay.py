@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import logging
-import signal
-import threading
+import math
 import time
 import uuid
 from dataclasses import dataclass
 from datetime import timedelta
-from types import FrameType
 from typing import Any
 
 import redis
@@ -21,6 +19,7 @@ from servicebus.outbox.codec import encode_fields
 from servicebus.outbox.models import OutboxEvent
 from servicebus.outbox.settings import OutboxSettings, get_outbox_settings
 from servicebus.outbox.transport import connect, xadd_many
+from servicebus.runner import Runner
 
 logger = logging.getLogger("servicebus.outbox.relay")
 
@@ -185,22 +184,22 @@ class Relay:
     def __init__(self, using: str | None = None, settings: OutboxSettings | None = None) -> None:
         self.settings = settings or get_outbox_settings()
         self.using = using or router.db_for_write(OutboxEvent)
-        self.stopping = threading.Event()
+        # The database away: back off and retry; the rows wait in the outbox meanwhile.
+        self.runner = Runner("relay", retry_on=(DatabaseError,), max_backoff=5.0)
 
     def install_signal_handlers(self) -> None:
         """Stop gracefully on SIGTERM and SIGINT (main thread only)."""
+        self.runner.install_signal_handlers()
 
-        def stop(signum: int, frame: FrameType | None) -> None:
-            self.stopping.set()
-
-        signal.signal(signal.SIGTERM, stop)
-        signal.signal(signal.SIGINT, stop)
+    def stop(self) -> None:
+        """Stop after the current pass (any thread)."""
+        self.runner.stop()
 
     def drain(self, max_passes: int = 10_000) -> PublishResult:
         """Publish until nothing is left (or a pass publishes nothing); bounded passes."""
         total = PublishResult()
         for _ in range(max_passes):
-            if self.stopping.is_set():
+            if self.runner.stopping:
                 break
             step = publish_pending(using=self.using, settings=self.settings)
             total.published += step.published
@@ -210,28 +209,32 @@ class Relay:
         return total
 
     def run(self, once: bool = False) -> PublishResult:
-        """Publish and prune until stopped; ``once`` drains a single time and returns."""
+        """Publish and prune until stopped; ``once`` drains a single time and returns.
+
+        With ``once`` an error is raised at once (a cron job runs it again), otherwise
+        the runner retries database errors with backoff.
+        """
         total = PublishResult()
-        last_prune = 0.0
-        failures_in_a_row = 0
+        last_prune = -math.inf
         logger.info("relay started on database %r", self.using)
-        while True:
+
+        def step() -> float:
+            nonlocal last_prune
             try:
-                step = self.drain()
-                failures_in_a_row = 0
-            except DatabaseError as exc:
-                # The database is away: back off (bounded); the rows wait in the outbox.
-                failures_in_a_row += 1
-                logger.warning("relay pass failed (%r); retrying", exc)
+                done = self.drain()
+            except DatabaseError:
+                # A broken connection must not be handed to the next pass.
                 connections[self.using].close_if_unusable_or_obsolete()
-                if once and failures_in_a_row >= 3:
-                    raise
-                self.stopping.wait(min(5.0, 0.1 * 2**failures_in_a_row))
-                continue
-            total.published += step.published
-            total.failed += step.failed
-            if time.monotonic() - last_prune > 60.0 or once:
+                raise
+            total.published += done.published
+            total.failed += done.failed
+            if once or time.monotonic() - last_prune > 60.0:
                 prune_published(using=self.using, settings=self.settings)
                 last_prune = time.monotonic()
-            if once or self.stopping.wait(self.settings.RELAY_POLL_INTERVAL):
-                return total
+            return self.settings.RELAY_POLL_INTERVAL
+
+        if once:
+            step()
+        else:
+            self.runner.run(step)
+        return total

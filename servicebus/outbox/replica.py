@@ -10,6 +10,8 @@ from typing import Any
 from django.db import models, router, transaction
 from django.utils import timezone
 
+from servicebus.outbox.models import Tombstone
+
 logger = logging.getLogger("servicebus.outbox.replica")
 
 REPLICA_BOOKKEEPING = frozenset({"revision", "replicated_at"})
@@ -22,6 +24,21 @@ class Outcome(enum.Enum):
     DUPLICATE = "duplicate"  # same revision as the replica: already applied
     STALE = "stale"  # older than the replica (or its tombstone): ignored
     GAP = "gap"  # applied, but revisions in between were never seen
+
+
+def judge(revision: int, current: int, seen: set[int]) -> Outcome:
+    """The revision rule: what an event at ``revision`` does to a replica at ``current``.
+
+    Equal: a duplicate; older: stale; newer: applied, or a gap when a revision between
+    the two was never seen (``seen``: the revisions of this key in the same batch).
+    """
+    if revision == current:
+        return Outcome.DUPLICATE
+    if revision < current:
+        return Outcome.STALE
+    if current and set(range(current + 1, revision)) - seen:
+        return Outcome.GAP
+    return Outcome.APPLIED
 
 
 class ReplicaModel(models.Model):
@@ -58,57 +75,16 @@ class ReplicaModel(models.Model):
         cls, key: str, op: str, revision: int, data: dict[str, Any] | None, using: str | None = None
     ) -> Outcome:
         """Apply one event: a newer revision wins, an equal one is a duplicate."""
-        # Deletes leave a tombstone so that an older update cannot bring the row back.
-        from servicebus.outbox.models import Tombstone
-
-        using = using or router.db_for_write(cls)
-        label = cls._meta.label_lower
-        pk = cls._meta.pk.to_python(key)
-        with transaction.atomic(using=using, savepoint=False):
-            if op == "absent":
-                # The source has no such key and no tombstone: drop a row it never had.
-                cls._base_manager.using(using).filter(pk=pk).delete()
-                return Outcome.APPLIED
-            row_rev = (
-                cls._base_manager.using(using)
-                .select_for_update()
-                .filter(pk=pk)
-                .values_list("revision", flat=True)
-                .first()
-            )
-            tombs = Tombstone.objects.using(using).filter(model=label, key=str(key))
-            # A live row has no tombstone (applying a newer upsert removes it).
-            tomb_rev = None
-            if row_rev is None:
-                tomb_rev = tombs.values_list("revision", flat=True).first()
-            current = max(row_rev or 0, tomb_rev or 0)
-            if revision == current:
-                return Outcome.DUPLICATE
-            if revision < current:
-                return Outcome.STALE
-            outcome = Outcome.APPLIED
-            if current and revision > current + 1:
-                logger.warning("%s %s: revision gap %d -> %d", label, key, current, revision)
-                outcome = Outcome.GAP
-            if op == "delete":
-                cls._base_manager.using(using).filter(pk=pk).delete()
-                Tombstone.objects.using(using).update_or_create(
-                    model=label, key=str(key), defaults={"revision": revision}
-                )
-                return outcome
-            if op != "upsert":
-                raise ValueError(
-                    f"unknown replication op {op!r}; expected upsert, delete or absent"
-                )
-            values = cls.from_replica(data or {})
-            values.update(revision=revision, replicated_at=timezone.now())
-            if row_rev is None:
-                cls._base_manager.using(using).create(pk=pk, **values)
-            else:
-                cls._base_manager.using(using).filter(pk=pk).update(**values)
-            if tomb_rev is not None:
-                tombs.delete()  # the key lives again at a newer revision
-            return outcome
+        if op == "absent":
+            # The source has no such key and no tombstone: drop a row it never had.
+            using = using or router.db_for_write(cls)
+            cls._base_manager.using(using).filter(pk=cls._meta.pk.to_python(key)).delete()
+            return Outcome.APPLIED
+        if op not in ("upsert", "delete"):
+            raise ValueError(f"unknown replication op {op!r}; expected upsert, delete or absent")
+        counts = cls.apply_replica_events([(key, op, revision, data)], using=using)
+        [outcome] = [Outcome(name) for name, n in counts.items() if n]
+        return outcome
 
     @classmethod
     def apply_replica_events(
@@ -118,8 +94,6 @@ class ReplicaModel(models.Model):
 
         Per key only the highest revision can win; the others are stale or duplicates.
         """
-        from servicebus.outbox.models import Tombstone
-
         if any(op not in ("upsert", "delete") for _, op, _, _ in items):
             # Rare operations ("absent") keep their place in the order: one by one.
             return Counter(cls.apply_replica_event(*item, using=using).value for item in items)
@@ -153,15 +127,14 @@ class ReplicaModel(models.Model):
             creates: list[Any] = []
             now = timezone.now()
             for key, (op, revision, data) in best.items():
+                # The replica's revision: its row's, else its tombstone's (a live row has none).
                 current = max(rows.get(key, 0), tombs.get(key, 0))
-                if revision <= current:
-                    counts[(Outcome.DUPLICATE if revision == current else Outcome.STALE).value] += 1
-                    continue
-                outcome = Outcome.APPLIED
-                if current and set(range(current + 1, revision)) - seen_revisions[key]:
-                    logger.warning("%s %s: revision gap %d -> %d", label, key, current, revision)
-                    outcome = Outcome.GAP
+                outcome = judge(revision, current, seen_revisions[key])
                 counts[outcome.value] += 1
+                if outcome in (Outcome.DUPLICATE, Outcome.STALE):
+                    continue
+                if outcome is Outcome.GAP:
+                    logger.warning("%s %s: revision gap %d -> %d", label, key, current, revision)
                 if op == "delete":
                     deletes[key] = revision
                     continue

@@ -11,22 +11,20 @@ from django.db import models, router, transaction
 from servicebus.outbox.codec import Event
 from servicebus.outbox.constants import RESYNC_TOPIC, TARGET_GROUP_HEADER
 from servicebus.outbox.errors import ReplicationConfigError
+from servicebus.outbox.models import Tombstone
 from servicebus.outbox.publisher import publish_event
 from servicebus.outbox.registry import subscriber
-from servicebus.outbox.source import replication_topic
+from servicebus.outbox.replica import ReplicaModel
+from servicebus.outbox.source import SourceModel, replication_topic
 
 
 def source_models() -> list[type[models.Model]]:
     """Every installed concrete ``SourceModel``."""
-    from servicebus.outbox.source import SourceModel
-
     return [m for m in apps.get_models() if issubclass(m, SourceModel)]
 
 
 def replica_models() -> list[type[models.Model]]:
     """Every installed concrete ``ReplicaModel``."""
-    from servicebus.outbox.replica import ReplicaModel
-
     return [m for m in apps.get_models() if issubclass(m, ReplicaModel)]
 
 
@@ -95,8 +93,6 @@ def resync(
     With ``keys``, keys that no longer exist are republished as their delete (from the
     tombstone) or as ``absent``; with ``replica_group`` only that group applies them.
     """
-    from servicebus.outbox.models import Tombstone
-
     topic = replication_topic(model)
     using = using or router.db_for_write(model)
     headers = {TARGET_GROUP_HEADER: replica_group} if replica_group else {}

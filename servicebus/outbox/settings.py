@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-import os
-from dataclasses import dataclass, fields
-from typing import Any
+from dataclasses import dataclass, field, replace
+
+from servicebus.conf import check, env_only, get_settings, load_settings, non_negative, positive
+
+_POSITIVE = check(positive, "> 0")
 
 
 @dataclass(frozen=True)
@@ -12,45 +14,39 @@ class OutboxSettings:
     """Effective outbox settings; every field can be overridden in ``SERVICEBUS_OUTBOX``."""
 
     # Redis that carries the event streams (env SERVICEBUS_REDIS_URL as a fallback).
-    REDIS_URL: str = "redis://127.0.0.1:6379/0"
+    REDIS_URL: str = field(
+        default="redis://127.0.0.1:6379/0", metadata=env_only("SERVICEBUS_REDIS_URL")
+    )
     # XADD MAXLEN ~ N: a stream keeps about this many entries.
-    STREAM_MAXLEN: int = 100_000
+    STREAM_MAXLEN: int = field(default=100_000, metadata=_POSITIVE)
     # Publish right after commit; the relay publishes whatever this misses.
     PUBLISH_ON_COMMIT: bool = True
-    RELAY_BATCH_SIZE: int = 500
-    RELAY_POLL_INTERVAL: float = 1.0
+    # Outbox rows one relay pass takes (one XADD pipeline, two UPDATEs).
+    RELAY_BATCH_SIZE: int = field(default=500, metadata=_POSITIVE)
+    # Seconds an idle relay waits before looking for unpublished rows again.
+    RELAY_POLL_INTERVAL: float = field(default=1.0, metadata=_POSITIVE)
     # A claim on an outbox row (SQLite fallback) lapses after this many seconds.
-    RELAY_CLAIM_TIMEOUT: float = 60.0
+    RELAY_CLAIM_TIMEOUT: float = field(default=60.0, metadata=_POSITIVE)
     # Published rows are deleted after this many seconds.
-    RETENTION_SECONDS: float = 7 * 24 * 3600.0
-    CONSUMER_BATCH_SIZE: int = 100
+    RETENTION_SECONDS: float = field(default=7 * 24 * 3600.0, metadata=check(non_negative, ">= 0"))
+    # Stream entries one consumer read takes (handled in one database transaction).
+    CONSUMER_BATCH_SIZE: int = field(default=100, metadata=_POSITIVE)
     # A blocking stream read waits at most this long (shutdown latency).
-    CONSUMER_BLOCK_SECONDS: float = 1.0
+    CONSUMER_BLOCK_SECONDS: float = field(default=1.0, metadata=_POSITIVE)
     # An entry pending (unacknowledged) longer than this is delivered again.
-    VISIBILITY_TIMEOUT: float = 30.0
-    # After this many deliveries without success an entry is dead-lettered.
-    MAX_DELIVERIES: int = 5
+    VISIBILITY_TIMEOUT: float = field(default=30.0, metadata=_POSITIVE)
+    # After this many failed deliveries an entry is dead-lettered (see docs/events.md).
+    MAX_DELIVERIES: int = field(default=5, metadata=_POSITIVE)
     # Consumer group when --group is not given (default: SERVICEBUS["SERVICE_NAME"]).
     CONSUMER_GROUP: str = ""
 
 
 def get_outbox_settings() -> OutboxSettings:
-    """Read ``settings.SERVICEBUS_OUTBOX`` (when Django is configured) over the defaults."""
-    from django.conf import settings as dj
+    """``settings.SERVICEBUS_OUTBOX`` over the defaults; SettingsError lists what is wrong.
 
-    overrides: dict[str, Any] = {}
-    if dj.configured:
-        overrides = dict(getattr(dj, "SERVICEBUS_OUTBOX", {}) or {})
-    known = {f.name for f in fields(OutboxSettings)}
-    unknown = set(overrides) - known
-    if unknown:
-        raise ValueError(
-            f"unknown SERVICEBUS_OUTBOX setting(s): {sorted(unknown)}; known: {sorted(known)}"
-        )
-    if "REDIS_URL" not in overrides and os.environ.get("SERVICEBUS_REDIS_URL"):
-        overrides["REDIS_URL"] = os.environ["SERVICEBUS_REDIS_URL"]
-    if not overrides.get("CONSUMER_GROUP"):
-        from servicebus.conf import get_settings
-
-        overrides["CONSUMER_GROUP"] = get_settings().SERVICE_NAME
-    return OutboxSettings(**overrides)
+    Not cached: tests and management commands change the settings between calls.
+    """
+    loaded = load_settings(OutboxSettings, "SERVICEBUS_OUTBOX")
+    if not loaded.CONSUMER_GROUP:
+        loaded = replace(loaded, CONSUMER_GROUP=get_settings().SERVICE_NAME)
+    return loaded

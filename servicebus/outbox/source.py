@@ -7,6 +7,7 @@ from typing import Any, ClassVar
 from django.db import models, router, transaction
 
 from servicebus.outbox.errors import ReplicationConfigError
+from servicebus.outbox.models import OutboxEvent, Tombstone
 from servicebus.outbox.publisher import publish_event, transaction_state
 
 
@@ -59,8 +60,6 @@ class SourceModel(models.Model):
 
     def _current_revision(self, using: str) -> int:
         # Locks the row so concurrent writers get consecutive revisions in commit order.
-        from servicebus.outbox.models import Tombstone
-
         if self.pk is None:
             return 0
         current = (
@@ -83,8 +82,6 @@ class SourceModel(models.Model):
 
     def save(self, *args: Any, **kwargs: Any) -> None:
         """Save, bump the revision once per transaction, and write the event to the outbox."""
-        from servicebus.outbox.models import OutboxEvent
-
         topic = replication_topic(type(self))
         using = kwargs.get("using") or router.db_for_write(type(self), instance=self)
         if kwargs.get("update_fields") is not None:
@@ -109,8 +106,6 @@ class SourceModel(models.Model):
 
     def delete(self, using: Any = None, keep_parents: bool = False) -> tuple[int, dict[str, int]]:
         """Delete, keep a tombstone with the final revision, and write a delete event."""
-        from servicebus.outbox.models import Tombstone
-
         topic = replication_topic(type(self))
         using = using or router.db_for_write(type(self), instance=self)
         key = self.replication_key()

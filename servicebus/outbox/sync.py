@@ -15,6 +15,7 @@ from django.utils.dateparse import parse_datetime
 
 from servicebus.outbox.constants import RESYNC_TOPIC
 from servicebus.outbox.errors import DumpFormatError
+from servicebus.outbox.models import Tombstone
 from servicebus.outbox.publisher import publish_event
 from servicebus.outbox.source import replication_topic
 
@@ -32,8 +33,6 @@ def dump(
     model: type[Any], out: Writer, *, keys_only: bool = False, using: str | None = None
 ) -> int:
     """Write the source model as JSON lines (a header, then one line per key); return rows."""
-    from servicebus.outbox.models import Tombstone
-
     using = using or router.db_for_read(model)
     label = model._meta.label_lower
     header = {
@@ -139,8 +138,6 @@ def diff(
     Deletes at the source are applied here at once; missing, older or corrupt rows are
     re-requested from the source (an event on ``servicebus.resync``).
     """
-    from servicebus.outbox.models import Tombstone
-
     header, rows = read_dump(lines)
     using = using or router.db_for_write(replica)
     label = replica._meta.label_lower

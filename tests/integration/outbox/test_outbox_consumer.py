@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import json
+import threading
 import time
 
 import pytest
 from django.core.management import call_command
-from django.db import transaction
+from django.db import connections, transaction
 
 from servicebus.outbox import Event, publish_event
 from servicebus.outbox.constants import deadletter_stream, event_stream
 from servicebus.outbox.consumer import Consumer, consume_until_idle
 from servicebus.outbox.models import InboxEvent
+from tests.integration.outbox.outbox_helpers import wait_until
 from tests.integration.outbox.testapp.models import Product
 
 pytestmark = [pytest.mark.redis, pytest.mark.django_db(transaction=True, databases="__all__")]
@@ -228,3 +230,39 @@ def test_relay_dying_after_xadd_republishes_and_consumer_dedupes(
     assert [f["id"] for _, f in redis_client.xrange(event_stream(TOPIC))] == [event_id] * 2
     result = consume_until_idle(Consumer("replica", [TOPIC], using=alias))
     assert (result.handled, result.duplicates) == (1, 1) and seen == [event_id]
+
+
+def test_consumer_loop_retries_redis_errors_then_handles_and_stops(
+    alias, outbox_settings, redis_client, handlers, monkeypatch
+):
+    import redis as redis_lib
+
+    seen: list[str] = []
+    handlers.append((TOPIC, lambda e: seen.append(e.key)))
+    publish_event(TOPIC, {}, key="after-outage", using=alias)
+    consumer = Consumer("replica", [TOPIC], using=alias)
+    real = consumer.poll
+    outages = [redis_lib.ConnectionError("redis away"), redis_lib.ConnectionError("still")]
+
+    def flaky(block: bool = True):
+        if outages:
+            raise outages.pop(0)
+        return real(block=block)
+
+    monkeypatch.setattr(consumer, "poll", flaky)
+
+    def run() -> None:
+        try:
+            consumer.run()
+        finally:
+            connections.close_all()  # this thread's connections: the test DB is dropped later
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    try:
+        assert wait_until(lambda: seen == ["after-outage"], 10)
+    finally:
+        consumer.stop()
+        thread.join(10)
+    assert not thread.is_alive() and consumer.runner.failures == 2
+    assert pending(redis_client) == 0

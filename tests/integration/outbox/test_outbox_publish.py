@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import threading
 from datetime import timedelta
 
 import pytest
 from django.core.management import call_command
-from django.db import transaction
+from django.db import OperationalError, connections, transaction
 from django.utils import timezone
 
 from servicebus.context import bind
@@ -14,7 +15,7 @@ from servicebus.outbox import publish_event
 from servicebus.outbox.constants import event_stream
 from servicebus.outbox.models import OutboxEvent
 from servicebus.outbox.relay import Relay, prune_published
-from tests.integration.outbox.outbox_helpers import stream_event_ids
+from tests.integration.outbox.outbox_helpers import stream_event_ids, wait_until
 from tests.support.redis_server import free_port
 
 pytestmark = [pytest.mark.redis, pytest.mark.django_db(transaction=True, databases="__all__")]
@@ -108,3 +109,39 @@ def test_backlog_check_fails_when_no_relay_runs(alias, outbox_settings):
         call_command("servicebus_relay", "--check-backlog", "3600", "--database", alias)
     Relay(using=alias).run(once=True)
     call_command("servicebus_relay", "--check-backlog", "0", "--database", alias)
+
+
+def test_relay_loop_retries_database_errors_then_publishes_and_stops(
+    alias, outbox_settings, redis_client, monkeypatch
+):
+    from servicebus.outbox import relay as relay_module
+
+    outbox_settings["PUBLISH_ON_COMMIT"] = False
+    event_id = publish_event("loop", {}, using=alias)
+    real = relay_module.publish_pending
+    outages = [OperationalError("database away"), OperationalError("still away")]
+
+    def flaky(**kwargs):
+        if outages:
+            raise outages.pop(0)
+        return real(**kwargs)
+
+    monkeypatch.setattr(relay_module, "publish_pending", flaky)
+    relay = Relay(using=alias)
+    result: list[relay_module.PublishResult] = []
+
+    def run() -> None:
+        try:
+            result.append(relay.run())
+        finally:
+            connections.close_all()  # this thread's connections: the test DB is dropped later
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    try:
+        assert wait_until(lambda: stream_event_ids(redis_client, "loop") == [event_id], 10)
+    finally:
+        relay.stop()
+        thread.join(10)
+    assert not thread.is_alive() and relay.runner.failures == 2
+    assert result[0].published == 1

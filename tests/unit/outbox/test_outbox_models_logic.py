@@ -8,6 +8,7 @@ from decimal import Decimal
 import pytest
 
 from servicebus.outbox.errors import DumpFormatError, ReplicationConfigError
+from servicebus.outbox.replica import judge
 from servicebus.outbox.replication import get_model
 from servicebus.outbox.source import replication_topic
 from servicebus.outbox.sync import read_dump
@@ -62,3 +63,19 @@ def test_bad_dumps_raise_a_named_error(text):
         _header, rows = read_dump(io.StringIO(text))
         list(rows)
     assert "servicebus_dump" in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("revision", "current", "seen", "outcome"),
+    [
+        (3, 3, {3}, "duplicate"),
+        (2, 3, {2}, "stale"),
+        (1, 0, {1}, "applied"),  # a new key starts anywhere: no gap from nothing
+        (4, 3, {4}, "applied"),
+        (6, 3, {6}, "gap"),
+        (6, 3, {4, 5, 6}, "applied"),  # the revisions between came in the same batch
+        (6, 3, {5, 6}, "gap"),
+    ],
+)
+def test_one_revision_rule_for_single_events_and_batches(revision, current, seen, outcome):
+    assert judge(revision, current, seen).value == outcome

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from servicebus.conf import SettingsError, settings_problems
 from servicebus.outbox.settings import OutboxSettings, get_outbox_settings
 
 
@@ -29,3 +30,25 @@ def test_unknown_setting_names_the_known_ones(settings):
     settings.SERVICEBUS_OUTBOX = {"MAX_DELIVERY": 3}
     with pytest.raises(ValueError, match="MAX_DELIVERIES"):
         get_outbox_settings()
+
+
+@pytest.mark.parametrize(
+    ("raw", "named"),
+    [
+        ({"MAX_DELIVERIES": "3"}, "MAX_DELIVERIES"),
+        ({"MAX_DELIVERIES": 0}, "MAX_DELIVERIES"),
+        ({"VISIBILITY_TIMEOUT": float("nan")}, "VISIBILITY_TIMEOUT"),
+        ({"PUBLISH_ON_COMMIT": 1}, "PUBLISH_ON_COMMIT"),
+        ({"RELAY_BATCH_SIZE": True}, "RELAY_BATCH_SIZE"),
+    ],
+)
+def test_wrong_types_and_values_are_refused_by_the_one_loader(settings, raw, named):
+    settings.SERVICEBUS_OUTBOX = raw
+    with pytest.raises(SettingsError, match=named):
+        get_outbox_settings()
+    assert settings_problems(OutboxSettings, "SERVICEBUS_OUTBOX", raw)  # for system checks
+
+
+def test_int_accepted_where_seconds_are_a_float(settings):
+    settings.SERVICEBUS_OUTBOX = {"VISIBILITY_TIMEOUT": 2}
+    assert get_outbox_settings().VISIBILITY_TIMEOUT == 2.0

@@ -1,0 +1,78 @@
+"""Redis SIGKILLed and restarted under load: typed errors, no hang, recovery, nothing twice."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import time
+
+import pytest
+
+from tests.chaos.support import Load, recorded, run_load, start_worker
+from tests.support.redis_server import RedisServer
+
+pytestmark = pytest.mark.redis
+
+TIMEOUT = 1.0  # per call
+DOWN = 2.0  # seconds Redis stays dead
+RECOVERY_BOUND = 10.0  # seconds from restart to the first answered call
+ALLOWED = {"ok", "BusUnavailable", "CallTimeout"}
+
+
+async def test_redis_killed_and_restarted_under_load(caller, record_dir):
+    with RedisServer() as server:
+        caller(server.url)
+        worker = start_worker(server.url, record_dir)
+        load = Load()
+        stop = asyncio.Event()
+        try:
+            running = asyncio.create_task(
+                run_load(load, loops=16, until=stop, timeout=TIMEOUT, prefix="k", max_calls=50_000)
+            )
+            await asyncio.sleep(1.5)
+            assert server.proc is not None
+            server.proc.send_signal(signal.SIGKILL)
+            server.proc.wait(10)
+            killed_at = time.monotonic()
+            await asyncio.sleep(DOWN)
+            server.start()  # same port, empty (no persistence)
+            restarted_at = time.monotonic()
+            # Load goes on until calls succeed again, then 2 s more (bounded).
+            recovered_at = None
+            while time.monotonic() - restarted_at < RECOVERY_BOUND + 5:
+                await asyncio.sleep(0.1)
+                late_ok = [
+                    k
+                    for k, v in load.outcome.items()
+                    if v == "ok" and load.started[k] > restarted_at
+                ]
+                if late_ok and recovered_at is None:
+                    recovered_at = min(load.started[k] + load.took[k] for k in late_ok)
+                if recovered_at is not None and time.monotonic() - recovered_at > 2.0:
+                    break
+            stop.set()
+            await asyncio.wait_for(running, TIMEOUT + 10)
+            alive = worker.alive()
+        finally:
+            stop.set()
+            worker.stop()
+    counts = recorded(record_dir)
+    kinds = load.errors()
+    slowest = max(load.took.values())
+    during = [k for k in load.outcome if killed_at <= load.started[k] < restarted_at]
+    tail = sorted(load.outcome, key=lambda k: load.started[k])[-100:]
+    recovery = None if recovered_at is None else recovered_at - restarted_at
+    print(
+        f"\nCHAOS redis restart: {len(load.outcome)} calls, Redis dead {DOWN:.0f}s; errors "
+        f"{dict(kinds)}; {len(during)} calls while down; slowest call {slowest:.2f}s "
+        f"(timeout {TIMEOUT}s); first answer {recovery if recovery is None else round(recovery, 2)}"
+        f"s after restart; last 100 calls ok: {sum(load.outcome[k] == 'ok' for k in tail)}; "
+        f"executed twice: {sum(1 for c in counts.values() if c > 1)}"
+    )
+    assert set(load.outcome.values()) <= ALLOWED, kinds  # typed errors only
+    assert slowest < TIMEOUT + 3  # never a hang
+    assert recovery is not None and recovery < RECOVERY_BOUND
+    assert all(load.outcome[k] == "ok" for k in tail)  # recovered for good
+    assert all(c == 1 for c in counts.values())  # nothing ran twice
+    assert all(counts[k] == 1 for k in load.ok_keys())  # every answer from one execution
+    assert alive
