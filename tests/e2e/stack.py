@@ -163,18 +163,22 @@ def start_stack(
     capacity: int = 100,
     database_urls: dict[str, str] | None = None,
     replication: bool = False,
+    extra_env: dict[str, str] | None = None,
+    products: list[list[str]] | None = None,
 ) -> Stack:
     """Migrate and seed each service's database, start the workers and daphne.
 
     Databases are SQLite files in ``data_dir`` unless ``database_urls`` names others.
     The replicas get their initial copy from a dump of inventory; ``replication`` also
-    starts the relay and the consumers.
+    starts the relay and the consumers. ``products`` are ``set_product`` argument lists
+    run at inventory before that copy; ``extra_env`` goes to every process.
     """
     env = {
         "PYTHONPATH": str(ROOT),
         "REDIS_URL": urlunsplit(urlsplit(redis_url)._replace(path=f"/{next(_redis_dbs)}")),
         "CHANNEL_CAPACITY": str(capacity),
         "ORDERS_CALL_TIMEOUT": str(call_timeout),
+        **(extra_env or {}),
     }
     stack = Stack(data_dir=data_dir, port=free_port(), env=env)
 
@@ -200,6 +204,8 @@ def start_stack(
     with ThreadPoolExecutor(len(SERVICES)) as pool:
         list(pool.map(setup, SERVICES))
     stack.service_envs = {service: service_env(service) for service in SERVICES}
+    for product in products or []:
+        stack.manage("inventory", "set_product", *product)
     # The documented initial copy: a full dump of the source, loaded into each replica.
     dump = stack.manage("inventory", "servicebus_dump", "inventory.Product")
     with ThreadPoolExecutor(2) as pool:

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from typing import Any
 
 from django.conf import settings
+from django.utils.module_loading import import_string
 
 import servicebus
 from orders.models import Order
@@ -30,6 +31,15 @@ PRICING = "pricing.request"
 COMPENSATION_ATTEMPTS = 3
 
 
+def bus_call() -> Callable[..., Any]:
+    """How steps are called: ``servicebus.call``, or ``settings.ORDERS_BUS_CALL`` (dotted path).
+
+    The monolith baseline of ``benchmarks.orders`` calls the handlers in-process instead.
+    """
+    path = getattr(settings, "ORDERS_BUS_CALL", None)
+    return import_string(path) if path else servicebus.call
+
+
 class OrderSaga:
     """Runs the flow for one pending order; ``run()`` returns it confirmed or failed."""
 
@@ -37,6 +47,7 @@ class OrderSaga:
         self.order = order
         self.card_number = card_number
         self.timeout = settings.ORDERS_CALL_TIMEOUT
+        self.bus_call = bus_call()
         self.compensations: list[tuple[str, Callable[[], Any]]] = []
 
     def run(self) -> Order:
@@ -143,7 +154,7 @@ class OrderSaga:
         started = time.perf_counter()
         outcome = "ok"
         try:
-            return servicebus.call(channel, method, body, timeout=self.timeout)
+            return self.bus_call(channel, method, body, timeout=self.timeout)
         except ServiceBusError as exc:
             outcome = exc.code
             raise
