@@ -71,6 +71,7 @@ class Cell:
     latencies: list[float] = field(default_factory=list)
     statuses: Counter[int] = field(default_factory=Counter)
     first_error: str = ""
+    by_process: dict[str, float] = field(default_factory=dict)
 
     @property
     def rate(self) -> float:
@@ -156,22 +157,24 @@ def place_orders(port: int, clients: int, count: int, cell: Cell, limit: float) 
         thread.join(limit + 90)
 
 
-def measure(
-    setup: str, port: int, pids: Callable[[], list[tuple[int, bool]]], clients: int, args
-) -> Cell:
+Pids = Callable[[], list[tuple[str, int, bool]]]  # (name, pid, count reaped children)
+
+
+def measure(setup: str, port: int, pids: Pids, clients: int, args: argparse.Namespace) -> Cell:
     """Warm up, then place the cell's orders while reading the stack's CPU."""
     count = {1: args.orders_1, 8: args.orders_8}.get(clients, args.orders_32)
     place_orders(port, clients, max(clients, count // 10), Cell(setup, clients), args.limit)
     cell = Cell(setup, clients)
-    watched = pids()
-    cpu_before = sum(proc_cpu(pid, children) for pid, children in watched)
+    before = {(name, pid): proc_cpu(pid, children) for name, pid, children in pids()}
     started = time.perf_counter()
     place_orders(port, clients, count, cell, args.limit)
     cell.seconds = time.perf_counter() - started
-    watched_after = {pid: children for pid, children in watched}
-    watched_after.update(dict(pids()))
-    cpu_after = sum(proc_cpu(pid, children) for pid, children in watched_after.items())
-    cell.cpu_seconds = cpu_after - cpu_before
+    # Processes that came up during the cell (postgres backends) count from zero.
+    after = {(name, pid): proc_cpu(pid, children) for name, pid, children in pids()}
+    for (name, pid), cpu in after.items():
+        used = cpu - before.get((name, pid), 0.0)
+        cell.by_process[name] = cell.by_process.get(name, 0.0) + used
+    cell.cpu_seconds = sum(cell.by_process.values())
     print(
         f"  {setup:<15} {clients:>2} clients: {cell.rate:6.1f} orders/s, "
         f"p50 {cell.percentile(0.5):7.1f} ms, p99 {cell.percentile(0.99):7.1f} ms, "
@@ -179,16 +182,19 @@ def measure(
         + (f" (first: {cell.first_error})" if cell.first_error else ""),
         flush=True,
     )
+    if args.breakdown and cell.placed:
+        shares = sorted(cell.by_process.items(), key=lambda kv: -kv[1])
+        print("    " + ", ".join(f"{n} {cpu * 1000 / cell.placed:.1f}" for n, cpu in shares))
     return cell
 
 
 # --- the setups ----------------------------------------------------------------------
 
 
-def stack_pids(stack: Stack, redis: RedisServer) -> list[tuple[int, bool]]:
-    pids = [(p.proc.pid, False) for p in stack.processes() if p.proc is not None]
+def stack_pids(stack: Stack, redis: RedisServer) -> list[tuple[str, int, bool]]:
+    pids = [(p.name, p.proc.pid, False) for p in stack.processes() if p.proc is not None]
     assert redis.proc is not None
-    return [*pids, (redis.proc.pid, False)]
+    return [*pids, ("redis-server", redis.proc.pid, False)]
 
 
 @contextlib.contextmanager
@@ -269,7 +275,7 @@ def monolith(data_dir: Path) -> Iterator[tuple]:
     try:
         assert web.proc is not None
         pid = web.proc.pid
-        yield port, lambda: [(pid, False)]
+        yield port, lambda: [("monolith", pid, False)]
     finally:
         web.stop()
 
@@ -293,9 +299,10 @@ def run_setup(setup: str, args: argparse.Namespace) -> list[Cell]:
                 urls = stack.enter_context(postgres_databases())
                 port, services_pids = stack.enter_context(services_stack(data_dir, urls))
 
-                def pids() -> list[tuple[int, bool]]:
+                def pids() -> list[tuple[str, int, bool]]:
                     # The postmaster's reaped children: backends that closed their connection.
-                    return [*services_pids(), *((p, True) for p in postgres_pids())]
+                    pg = [("postgres", p, True) for p in postgres_pids()]
+                    return [*services_pids(), *pg]
             else:
                 port, pids = stack.enter_context(services_stack(data_dir, None))
             return [measure(setup, port, pids, clients, args) for clients in args.clients]
@@ -354,6 +361,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--setups", default=",".join(SETUPS), help="comma-separated")
     parser.add_argument("--clients", default="1,8,32", help="comma-separated client counts")
     parser.add_argument("--limit", type=float, default=120.0, help="seconds at most per cell")
+    parser.add_argument("--breakdown", action="store_true", help="CPU ms/order per process")
     parser.add_argument("--write", type=Path, help="write the table into this markdown file")
     args = parser.parse_args(argv)
     args.clients = [int(n) for n in args.clients.split(",")]

@@ -14,20 +14,44 @@ def test_database_from_url() -> None:
     sqlite = parse("sqlite:////tmp/x/inventory.sqlite3")
     assert sqlite["ENGINE"] == "django.db.backends.sqlite3"
     assert sqlite["NAME"] == "/tmp/x/inventory.sqlite3"
-    assert sqlite["OPTIONS"] == {"timeout": 20, "transaction_mode": "IMMEDIATE"}
+    assert sqlite["OPTIONS"] == {
+        "timeout": 20,
+        "transaction_mode": "IMMEDIATE",
+        "init_command": "PRAGMA journal_mode=WAL;PRAGMA synchronous=NORMAL",
+    }
+    assert (sqlite["CONN_MAX_AGE"], sqlite["CONN_HEALTH_CHECKS"]) == (60, True)
     assert parse("sqlite:///relative.db")["NAME"] == "relative.db"
-    pg = parse("postgres://shop:p%40ss@db.local:6543/inventory")
-    assert pg == {
+    pg = parse("postgres://shop:p%40ss@db.local:6543/inventory", conn_max_age=None)
+    assert {k: pg[k] for k in ("ENGINE", "NAME", "USER", "PASSWORD", "HOST")} == {
         "ENGINE": "django.db.backends.postgresql",
         "NAME": "inventory",
         "USER": "shop",
         "PASSWORD": "p@ss",
         "HOST": "db.local",
-        "PORT": "6543",
     }
+    assert str(pg["PORT"]) == "6543"
+    assert pg["CONN_MAX_AGE"] is None
     assert parse("postgresql://localhost/x")["PORT"] == ""
-    with pytest.raises(ValueError, match="mysql"):
-        parse("mysql://localhost/x")
+    with pytest.raises(ValueError, match="nosuchdb"):
+        parse("nosuchdb://localhost/x")
+
+
+@pytest.mark.filterwarnings("ignore:Accessing the database during app initialization")
+def test_sqlite_options_apply_wal_and_persist_connections(tmp_path) -> None:
+    """The settings reach a real connection: WAL, synchronous=NORMAL (1), IMMEDIATE."""
+    from django.db.backends.sqlite3.base import DatabaseWrapper
+
+    config = environ.database_from_url(f"sqlite:///{tmp_path / 'x.sqlite3'}")
+    db = DatabaseWrapper(
+        {**config, "TIME_ZONE": None, "AUTOCOMMIT": True, "ATOMIC_REQUESTS": False, "TEST": {}}, "x"
+    )
+    try:
+        with db.cursor() as cursor:
+            assert cursor.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+            assert cursor.execute("PRAGMA synchronous").fetchone() == (1,)
+        assert db.transaction_mode == "IMMEDIATE"
+    finally:
+        db.close()
 
 
 def test_channel_layers_from_env() -> None:
