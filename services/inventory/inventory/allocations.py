@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from collections import Counter
 
-from django.db import router, transaction
+from django.db import IntegrityError, router, transaction
 from django.db.models import F
+from django.utils import timezone
 
 from inventory.models import Allocation, AllocationLine, Product
 from servicebus import ServiceError
@@ -26,20 +27,35 @@ def atomic() -> transaction.Atomic:
     return transaction.atomic(using=router.db_for_write(Allocation))
 
 
-def allocate(order_id: str, items: dict[str, int]) -> Allocation:
-    """Take ``items`` ({sku: qty}) out of stock for ``order_id``, all or nothing."""
+def allocate(order_id: str, items: dict[str, int]) -> dict:
+    """Take ``items`` ({sku: qty}) out of stock for ``order_id``, all or nothing.
+
+    Returns the allocation as it crosses the bus. Idempotent: a repeat returns the first
+    allocation, and an order already released is refused.
+    """
+    try:
+        return _allocate_new(order_id, items)
+    except IntegrityError:
+        # The order has its row already (a retry, or a concurrent duplicate that won).
+        pass
+    allocation = Allocation.objects.get(order_id=order_id)
+    if allocation.status == Status.RELEASED:
+        # Released (perhaps before this request arrived, after a timeout): a late
+        # allocate must not take stock for an order that already gave up.
+        raise ServiceError("allocation_released", f"order {order_id} was released")
+    return allocation.as_dict()  # the first call's allocation stands
+
+
+def _allocate_new(order_id: str, items: dict[str, int]) -> dict:
+    # The common case in the fewest statements: insert the row first (the unique order id
+    # decides between duplicates), no savepoint, no re-read for the reply.
     with atomic():
-        allocation, created = Allocation.objects.get_or_create(order_id=order_id)
-        if not created:
-            if allocation.status == Status.RELEASED:
-                # Released (perhaps before this request arrived, after a timeout): a late
-                # allocate must not take stock for an order that already gave up.
-                raise ServiceError("allocation_released", f"order {order_id} was released")
-            return allocation  # a retry: the first call's allocation stands
+        allocation = Allocation.objects.create(order_id=order_id)
         product_ids = dict(Product.objects.filter(sku__in=items).values_list("sku", "pk"))
         unknown = sorted(items.keys() - product_ids.keys())
         if unknown:
             raise ServiceError("unknown_sku", f"no product {unknown[0]!r}", {"sku": unknown[0]})
+        lines = []
         for sku, qty in sorted(items.items()):  # sorted: the same lock order everywhere
             pk = product_ids[sku]
             taken = Product.objects.filter(pk=pk, stock__gte=qty).update(stock=F("stock") - qty)
@@ -51,37 +67,45 @@ def allocate(order_id: str, items: dict[str, int]) -> Allocation:
                     f"{sku}: {qty} requested, {available} in stock",
                     {"sku": sku, "requested": qty, "available": available},
                 )
-            AllocationLine.objects.create(allocation=allocation, product_id=pk, qty=qty)
-    return allocation
+            lines.append(AllocationLine(allocation=allocation, product_id=pk, qty=qty))
+        AllocationLine.objects.bulk_create(lines)
+    return {
+        "order_id": order_id,
+        "status": allocation.status,
+        "lines": [{"sku": sku, "qty": qty} for sku, qty in sorted(items.items())],
+    }
 
 
-def release(order_id: str) -> Allocation:
+def release(order_id: str) -> dict:
     """Give the order's stock back; idempotent, and fences off a late ``allocate``."""
     with atomic():
         allocation, created = Allocation.objects.select_for_update().get_or_create(
             order_id=order_id, defaults={"status": Status.RELEASED}
         )
-        if created or allocation.status == Status.RELEASED:
-            return allocation
-        for line in allocation.lines.all():
-            Product.objects.filter(pk=line.product_id).update(stock=F("stock") + line.qty)
-        allocation.status = Status.RELEASED
-        allocation.save(update_fields=["status", "updated_at"])
-    return allocation
-
-
-def finalise(order_id: str) -> Allocation:
-    """Commit the order's allocation (the goods are sold); idempotent."""
-    with atomic():
-        allocation = Allocation.objects.select_for_update().filter(order_id=order_id).first()
-        if allocation is None:
-            raise ServiceError("unknown_allocation", f"nothing allocated for {order_id}")
-        if allocation.status == Status.RELEASED:
-            raise ServiceError("allocation_released", f"order {order_id} was released")
-        if allocation.status == Status.ALLOCATED:
-            allocation.status = Status.FINALISED
+        if not created and allocation.status != Status.RELEASED:
+            for line in allocation.lines.all():
+                Product.objects.filter(pk=line.product_id).update(stock=F("stock") + line.qty)
+            allocation.status = Status.RELEASED
             allocation.save(update_fields=["status", "updated_at"])
-    return allocation
+    return allocation.as_dict()
+
+
+def finalise(order_id: str) -> dict:
+    """Commit the order's allocation (the goods are sold); idempotent.
+
+    Returns ``{order_id, status}``: one conditional UPDATE in the common case.
+    """
+    finalised = Allocation.objects.filter(order_id=order_id, status=Status.ALLOCATED).update(
+        status=Status.FINALISED, updated_at=timezone.now()
+    )
+    if not finalised:
+        status = Allocation.objects.filter(order_id=order_id).values_list("status", flat=True)
+        current = status.first()
+        if current is None:
+            raise ServiceError("unknown_allocation", f"nothing allocated for {order_id}")
+        if current == Status.RELEASED:
+            raise ServiceError("allocation_released", f"order {order_id} was released")
+    return {"order_id": order_id, "status": Status.FINALISED.value}
 
 
 def merge_items(items: list[tuple[str, int]]) -> dict[str, int]:

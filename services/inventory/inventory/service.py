@@ -41,7 +41,7 @@ def allocate(request: Request) -> dict:
     order_id = _order_id(request.body)
     items = _items(request.body)
     logger.info("allocate %s for order %s", items, order_id)
-    return allocations.allocate(order_id, items).as_dict()
+    return allocations.allocate(order_id, items)
 
 
 @inventory.method()
@@ -49,15 +49,15 @@ def release(request: Request) -> dict:
     """Give an order's stock back (compensation): {order_id} -> allocation."""
     order_id = _order_id(request.body)
     logger.info("release order %s", order_id)
-    return allocations.release(order_id).as_dict()
+    return allocations.release(order_id)
 
 
 @inventory.method()
 def finalise(request: Request) -> dict:
-    """Commit an order's allocation: {order_id} -> allocation."""
+    """Commit an order's allocation: {order_id} -> {order_id, status}."""
     order_id = _order_id(request.body)
     logger.info("finalise order %s", order_id)
-    return allocations.finalise(order_id).as_dict()
+    return allocations.finalise(order_id)
 
 
 @inventory.method("get_product")

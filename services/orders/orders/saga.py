@@ -17,6 +17,7 @@ from collections.abc import Callable
 from typing import Any
 
 from django.conf import settings
+from django.utils import timezone
 from django.utils.module_loading import import_string
 
 import servicebus
@@ -27,6 +28,19 @@ logger = logging.getLogger("orders.saga")
 
 INVENTORY = "inventory.request"
 PRICING = "pricing.request"
+# What the saga writes when it ends (one UPDATE).
+OUTCOME_FIELDS = (
+    "status",
+    "failure_code",
+    "failure_message",
+    "subtotal_cents",
+    "discount_cents",
+    "total_cents",
+    "currency",
+    "payment_ref",
+    "saga_log",
+    "updated_at",
+)
 # Compensations must get through: they are idempotent, so retrying them is safe.
 COMPENSATION_ATTEMPTS = 3
 
@@ -62,15 +76,14 @@ class OrderSaga:
             logger.exception("order %s: the saga crashed", order.id)
             self.fail("internal", "internal error while placing the order")
         else:
-            order.status = Order.Status.CONFIRMED
-            self.order.save()
+            self.finish(Order.Status.CONFIRMED)
             logger.info(
                 "order %s confirmed: %s cents %s", order.id, order.total_cents, order.currency
             )
         return order
 
     def place(self) -> None:
-        """The steps in order; each raises on failure."""
+        """The steps in order; each raises on failure. The row is written once, at the end."""
         order = self.order
         self.step(
             "allocate inventory",
@@ -84,7 +97,6 @@ class OrderSaga:
         order.discount_cents = quote["discount_cents"]
         order.total_cents = quote["total_cents"]
         order.currency = quote["currency"]
-        self.order.save()
         payment = self.step(
             "charge card",
             PRICING,
@@ -103,11 +115,25 @@ class OrderSaga:
     def fail(self, code: str, message: str) -> None:
         """Undo the steps done, then record the order as failed with ``code``."""
         self.compensate()
-        self.order.status = Order.Status.FAILED
         self.order.failure_code = code
         self.order.failure_message = message[:500]
-        self.order.save()
+        self.finish(Order.Status.FAILED)
         logger.info("order %s failed: %s", self.order.id, code)
+
+    def finish(self, status: str) -> None:
+        """Write the outcome in one UPDATE, only while the row is still pending.
+
+        Conditional: should recovery (recovery.py) have settled the order meanwhile, its
+        outcome stands, and this saga's row is re-read instead.
+        """
+        order = self.order
+        order.status = status
+        order.updated_at = timezone.now()
+        written = Order.objects.filter(pk=order.pk, status=Order.Status.PENDING).update(
+            **{field: getattr(order, field) for field in OUTCOME_FIELDS}
+        )
+        if not written:
+            order.refresh_from_db()
 
     def step(
         self,
@@ -148,9 +174,8 @@ class OrderSaga:
                         time.sleep(0.2 * attempt)
 
     def call(self, name: str, channel: str, method: str, body: dict) -> Any:
-        """One bus call, logged and recorded in the order's saga log."""
-        service = channel.split(".")[0]
-        logger.info("order %s: %s -> %s.%s", self.order.id, name, service, method)
+        """One bus call, logged (one line) and recorded in the order's saga log."""
+        service = channel.partition(".")[0]
         started = time.perf_counter()
         outcome = "ok"
         try:
@@ -161,7 +186,13 @@ class OrderSaga:
         finally:
             ms = round((time.perf_counter() - started) * 1000, 1)
             logger.info(
-                "order %s: %s.%s %s in %.1f ms", self.order.id, service, method, outcome, ms
+                "order %s: %s %s.%s %s in %.1f ms",
+                self.order.id,
+                name,
+                service,
+                method,
+                outcome,
+                ms,
             )
             self.order.saga_log.append(
                 {"step": name, "call": f"{service}.{method}", "outcome": outcome, "ms": ms}

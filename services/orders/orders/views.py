@@ -40,7 +40,6 @@ def create_order(request: HttpRequest) -> JsonResponse:
             "idempotency_key_reused", "this Idempotency-Key was used for a different order"
         )
     if created:
-        logger.info("order %s opened: %s", order.id, order.items)
         order = OrderSaga(order, order_request.card_number).run()
     else:
         logger.info("order %s replayed for its Idempotency-Key", order.id)

@@ -8,7 +8,7 @@ lock held for the processor's round trip.
 
 from __future__ import annotations
 
-from django.db import router, transaction
+from django.db import IntegrityError, router, transaction
 
 from pricing import processor
 from pricing.models import Payment
@@ -27,26 +27,33 @@ def atomic() -> transaction.Atomic:
 
 def charge(order_id: str, amount_cents: int, currency: str, card_number: str) -> Payment:
     """Charge the order once; a repeat returns the first charge instead of charging again."""
+    try:
+        return _charge_new(order_id, amount_cents, currency, card_number)
+    except IntegrityError:
+        pass  # the order has a payment row already: a retry, or a refund that came first
     with atomic():
-        payment, created = Payment.objects.select_for_update().get_or_create(
-            order_id=order_id,
-            defaults={
-                "status": Status.PENDING,
-                "amount_cents": amount_cents,
-                "currency": currency,
-                "card_last4": card_number[-4:],
-            },
-        )
-        if not created:
-            if payment.status == Status.CHARGED:
-                if payment.amount_cents != amount_cents:
-                    raise ServiceError(
-                        "amount_mismatch",
-                        f"order {order_id} was charged {payment.amount_cents}, not {amount_cents}",
-                    )
-                return payment
+        payment = Payment.objects.select_for_update().get(order_id=order_id)
+        if payment.status != Status.CHARGED:
             raise ServiceError("payment_voided", f"order {order_id} was refunded or voided")
-        # Failures raise out of the block: the pending row rolls back, a retry may charge.
+        if payment.amount_cents != amount_cents:
+            raise ServiceError(
+                "amount_mismatch",
+                f"order {order_id} was charged {payment.amount_cents}, not {amount_cents}",
+            )
+    return payment
+
+
+def _charge_new(order_id: str, amount_cents: int, currency: str, card_number: str) -> Payment:
+    # The row goes in first (unique order id): a duplicate or a refund waits on it while
+    # the processor is asked. Failures raise out of the block: the row rolls back.
+    with atomic():
+        payment = Payment.objects.create(
+            order_id=order_id,
+            status=Status.PENDING,
+            amount_cents=amount_cents,
+            currency=currency,
+            card_last4=card_number[-4:],
+        )
         try:
             payment.processor_ref = processor.charge(
                 card_number, amount_cents, currency, reference=order_id
