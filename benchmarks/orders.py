@@ -262,6 +262,8 @@ def monolith(data_dir: Path) -> Iterator[tuple]:
             sys.executable,
             "-m",
             "daphne",
+            "-v",
+            "0",
             "-b",
             "127.0.0.1",
             "-p",

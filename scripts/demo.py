@@ -232,7 +232,9 @@ def start_embedded(procs: Processes, data_dir: Path, port: int) -> None:
     print("Embedded mode: one process, in-memory channel layer")
     env = {
         "DJANGO_SETTINGS_MODULE": "embedded_project.settings",
-        "PYTHONPATH": str(ROOT),
+        # The three apps live in their services' directories (the settings no longer
+        # edit sys.path).
+        "PYTHONPATH": os.pathsep.join([str(ROOT), *(str(SERVICES_DIR / s) for s in SERVICES)]),
         "EMBEDDED_DATA_DIR": str(data_dir),
     }
     manage("embedded", ["setup_services"], env)
@@ -259,6 +261,9 @@ def daphne(port: int, project: str) -> list[str]:
         PYTHON,
         "-m",
         "daphne",
+        # No access log: the edge logs every request with its correlation ID.
+        "-v",
+        "0",
         "-b",
         "127.0.0.1",
         "-p",

@@ -230,6 +230,9 @@ def start_stack(
                 sys.executable,
                 "-m",
                 "daphne",
+                # No access log: the edge logs every request with its correlation ID.
+                "-v",
+                "0",
                 "-b",
                 "127.0.0.1",
                 "-p",

@@ -46,7 +46,9 @@ def test_embedded_replicas_follow_inventory(tmp_path: Path) -> None:
     env = {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "embedded_project.settings",
-        "PYTHONPATH": str(ROOT),
+        "PYTHONPATH": os.pathsep.join(
+            [str(ROOT), *(str(SERVICES_DIR / s) for s in ("inventory", "pricing", "orders"))]
+        ),
         "EMBEDDED_DATA_DIR": str(tmp_path),
         "EMBEDDED_REPLICATION_INTERVAL": "0.2",
     }

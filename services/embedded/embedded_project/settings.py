@@ -2,21 +2,19 @@
 
 The same service code as the separate projects; only these settings differ: the three
 apps side by side, each on its own database (a router keeps them apart), and the
-in-memory channel layer, whose workers run in-process (see asgi.py).
+in-memory channel layer, whose workers run in-process (see asgi.py). The apps must be
+importable: PYTHONPATH=services/inventory:services/pricing:services/orders (plus the
+repository root when servicebus is not installed).
 """
 
 import os
-import sys
 from pathlib import Path
 
 from servicebus import environ
 
+# Each service's app package lives in its own project directory: PYTHONPATH names them
+# (services/inventory, services/pricing, services/orders; scripts/demo sets it).
 BASE_DIR = Path(__file__).resolve().parent.parent
-SERVICES_DIR = BASE_DIR.parent
-for service in ("inventory", "pricing", "orders"):
-    # Each service's app package lives in its project directory.
-    if str(SERVICES_DIR / service) not in sys.path:
-        sys.path.append(str(SERVICES_DIR / service))
 
 DATA_DIR = Path(os.environ.get("EMBEDDED_DATA_DIR", BASE_DIR))
 

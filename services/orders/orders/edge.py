@@ -9,7 +9,7 @@ import re
 import time
 import uuid
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, TypeVar
 
 from asgiref.sync import sync_to_async
 from django.db import close_old_connections
@@ -18,6 +18,7 @@ from django.http import HttpRequest, HttpResponse
 import servicebus
 
 logger = logging.getLogger("orders.http")
+T = TypeVar("T")
 
 # Exact and ASCII-only (fullmatch): `$` would let a trailing newline into the logs.
 REQUEST_ID = re.compile(r"[A-Za-z0-9._:@+=-]{1,64}", re.ASCII)
@@ -37,51 +38,47 @@ def feature_flags(request: HttpRequest) -> frozenset[str]:
     return frozenset(sorted(name for name in names if FLAG.fullmatch(name))[:MAX_FLAGS])
 
 
-def bus_view(view: Callable[..., HttpResponse]) -> Callable[..., Awaitable[HttpResponse]]:
-    """An async view running the sync ``view`` with the request's correlation ID and flags bound.
+def edge(view: Callable[..., Awaitable[HttpResponse]]) -> Callable[..., Awaitable[HttpResponse]]:
+    """Wrap an async view: bind the request's correlation ID and flags, log one line.
 
-    Every ``servicebus.call`` inside carries them; the response echoes X-Request-ID.
-    The view runs through ``sync_to_async(thread_sensitive=False)``: on the event loop's
-    executor, whose threads live on, so their database connections persist
-    (CONN_MAX_AGE). A plain sync view would run on a new thread per request under ASGI,
-    and so open a new connection every time.
+    Every bus call inside carries them; the response echoes X-Request-ID.
     """
 
     @functools.wraps(view)
     async def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         cid = request_id(request)
         flags = feature_flags(request)
-        run = functools.partial(_run, view, request, cid, flags, args, kwargs)
-        response = await sync_to_async(run, thread_sensitive=False)()
+        started = time.perf_counter()
+        with servicebus.bind(cid, flags=flags):
+            response = await view(request, *args, **kwargs)
+            logger.info(
+                "%s %s -> %d in %.1f ms%s",
+                request.method,
+                request.path,
+                response.status_code,
+                (time.perf_counter() - started) * 1000,
+                f" flags={sorted(flags)}" if flags else "",
+            )
+        # Logged above with the correlation ID; spare django.request's untagged copy.
+        response._has_been_logged = True  # type: ignore[attr-defined]
         response["X-Request-ID"] = cid
         return response
 
     return wrapper
 
 
-def _run(
-    view: Callable[..., HttpResponse],
-    request: HttpRequest,
-    cid: str,
-    flags: frozenset[str],
-    args: tuple,
-    kwargs: dict,
-) -> HttpResponse:
-    # What Django's request_started signal does for the request's own thread, for this
-    # one: drop a connection that broke or outlived CONN_MAX_AGE before using it.
-    close_old_connections()
-    started = time.perf_counter()
-    with servicebus.bind(cid, flags=flags):
-        response = view(request, *args, **kwargs)
-        # One line per request, with the correlation ID.
-        logger.info(
-            "%s %s -> %d in %.1f ms%s",
-            request.method,
-            request.path,
-            response.status_code,
-            (time.perf_counter() - started) * 1000,
-            f" flags={sorted(flags)}" if flags else "",
-        )
-    # Logged above with the correlation ID; spare django.request's untagged copy.
-    response._has_been_logged = True  # type: ignore[attr-defined]
-    return response
+def db(fn: Callable[..., T]) -> Callable[..., Awaitable[T]]:
+    """``fn`` (ORM code) for an async view: ``sync_to_async(thread_sensitive=False)``.
+
+    It runs on the event loop's executor, whose threads live on, so their database
+    connections persist (CONN_MAX_AGE); a thread-sensitive call would get a new thread,
+    and so a new connection, per request under ASGI.
+    """
+
+    def run(*args: Any, **kwargs: Any) -> T:
+        # What Django's request_started signal does for the request's own thread, for
+        # this one: drop a connection that broke or outlived CONN_MAX_AGE before use.
+        close_old_connections()
+        return fn(*args, **kwargs)
+
+    return sync_to_async(run, thread_sensitive=False)

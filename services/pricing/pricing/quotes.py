@@ -7,10 +7,26 @@ a sku the replica does not hold (unknown, deleted, or not replicated yet) is
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable
 
 from pricing.models import Discount, Product
 from servicebus import ServiceError
+
+# Discount rules change rarely (an operator edits them): each process re-reads them at
+# most every DISCOUNTS_TTL seconds instead of on every quote.
+DISCOUNTS_TTL = 5.0
+_discounts: tuple[float, list[Discount]] = (float("-inf"), [])
+
+
+def discounts() -> list[Discount]:
+    """The discount rules, as read at most DISCOUNTS_TTL seconds ago."""
+    global _discounts
+    read_at, rules = _discounts
+    if time.monotonic() - read_at > DISCOUNTS_TTL:
+        rules = list(Discount.objects.all())
+        _discounts = (time.monotonic(), rules)
+    return rules
 
 
 def quote(items: dict[str, int], flags: Iterable[str]) -> dict:
@@ -19,7 +35,7 @@ def quote(items: dict[str, int], flags: Iterable[str]) -> dict:
     # Ordered by key: should two rows briefly share a sku (see Product), the newer product
     # (inventory's keys only grow) wins.
     prices = {p.sku: p for p in Product.objects.filter(sku__in=items).order_by("id")}
-    rules = [d for d in Discount.objects.all() if not d.flag or d.flag in flags]
+    rules = [d for d in discounts() if not d.flag or d.flag in flags]
     currencies = {p.currency for p in prices.values()}
     if len(currencies) > 1:
         raise ServiceError("mixed_currencies", f"items are priced in {sorted(currencies)}")
