@@ -4,7 +4,8 @@ Redis mode: a Redis (REDIS_URL, else one answering on 127.0.0.1:6379, else a pri
 redis-server on a free port), three ``runworker`` processes and daphne for the orders
 HTTP API, plus replication of inventory's products: an initial
 ``servicebus_dump | servicebus_load`` into pricing and orders, then inventory's
-``servicebus_relay`` and a ``servicebus_consume`` per service carry every later change.
+``servicebus_relay`` and a ``servicebus_consume`` per service carry every later change;
+``recover_orders --every 15`` finishes or undoes orders a crash left pending.
 Embedded mode (``--embedded``, or when no Redis can be had): the same services in one
 daphne process on the in-memory channel layer, replicas copied in-process.
 """
@@ -224,6 +225,13 @@ def start_over_redis(procs: Processes, data_dir: Path, port: int, redis_url: str
         )
     procs.start(
         "orders-http", daphne(port, "orders_project"), SERVICES_DIR / "orders", envs["orders"]
+    )
+    # Finishes or undoes orders a crash of orders-http left pending (orders/recovery.py).
+    procs.start(
+        "orders-recovery",
+        [PYTHON, "manage.py", "recover_orders", "--every", "15"],
+        cwd=SERVICES_DIR / "orders",
+        env=envs["orders"],
     )
 
 

@@ -135,6 +135,31 @@ class Stack:
         assert result.returncode == 0, f"{service} {args}: {result.stdout}{result.stderr}"
         return result.stdout
 
+    def start_web(self, **env: str) -> ManagedProcess:
+        """(Re)start daphne for the orders HTTP API, with ``env`` added; wait until it listens."""
+        if self.web is not None:
+            self.web.stop(timeout=10)
+        self.web = ManagedProcess(
+            [
+                sys.executable,
+                "-m",
+                "daphne",
+                # No access log: the edge logs every request with its correlation ID.
+                "-v",
+                "0",
+                "-b",
+                "127.0.0.1",
+                "-p",
+                str(self.port),
+                "orders_project.asgi:application",
+            ],
+            env={**self.service_envs["orders"], **env},
+            cwd=SERVICES_DIR / "orders",
+            name="daphne",
+        ).start()
+        self.web.wait_for("Listening on TCP address", timeout=30)
+        return self.web
+
     def processes(self) -> list[ManagedProcess]:
         return [p for p in [self.web, *self.workers.values(), *self.replication.values()] if p]
 
@@ -225,27 +250,9 @@ def start_stack(
                 cwd=SERVICES_DIR / service,
                 name=f"{service}-worker",
             ).start()
-        stack.web = ManagedProcess(
-            [
-                sys.executable,
-                "-m",
-                "daphne",
-                # No access log: the edge logs every request with its correlation ID.
-                "-v",
-                "0",
-                "-b",
-                "127.0.0.1",
-                "-p",
-                str(stack.port),
-                "orders_project.asgi:application",
-            ],
-            env=service_env("orders"),
-            cwd=SERVICES_DIR / "orders",
-            name="daphne",
-        ).start()
+        stack.start_web()
         for proc in stack.workers.values():
             proc.wait_for("worker serving", timeout=30)
-        stack.web.wait_for("Listening on TCP address", timeout=30)
     except BaseException:
         stack.stop()
         raise
@@ -253,7 +260,8 @@ def start_stack(
 
 
 def start_replication(stack: Stack) -> None:
-    """inventory's relay, and a consumer per service (inventory's answers re-sync requests)."""
+    """inventory's relay, a consumer per service (inventory's answers re-sync requests),
+    and orders' recovery loop."""
     commands = {"inventory-relay": ("inventory", "servicebus_relay")}
     for service in SERVICES:
         commands[f"{service}-consumer"] = (service, "servicebus_consume")
@@ -264,5 +272,12 @@ def start_replication(stack: Stack) -> None:
             cwd=SERVICES_DIR / service,
             name=name,
         ).start()
+    # And the orders' recovery loop, as scripts/demo runs it.
+    stack.replication["orders-recovery"] = ManagedProcess(
+        _manage("orders", "recover_orders", "--every", "15"),
+        env=stack.service_envs["orders"],
+        cwd=SERVICES_DIR / "orders",
+        name="orders-recovery",
+    ).start()
     for name, proc in stack.replication.items():
-        proc.wait_for("started on", timeout=30)
+        proc.wait_for("recovery started" if name == "orders-recovery" else "started on", 30)

@@ -46,6 +46,7 @@ ROOT_URLCONF = "orders.urls"
 MIDDLEWARE: list[str] = []
 TEMPLATES: list[dict] = []
 ORDERS_CALL_TIMEOUT = float(os.environ.get("ORDERS_CALL_TIMEOUT", "5"))
+ORDERS_RECOVER_AFTER = float(os.environ.get("ORDERS_RECOVER_AFTER", "120"))
 
 DATABASES = {
     "default": sqlite("orders"),

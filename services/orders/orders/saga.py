@@ -177,8 +177,12 @@ class OrderSaga:
             self.compensate()
         return self.settle()
 
-    def compensate(self) -> None:
-        """Undo the steps done so far, newest first, retrying each a few times (sync)."""
+    def compensate(self) -> bool:
+        """Undo the steps done so far, newest first, retrying each a few times (sync).
+
+        False when an undo still failed after its attempts.
+        """
+        undone = True
         for undo in reversed(self.compensations):
             for attempt in range(1, COMPENSATION_ATTEMPTS + 1):
                 try:
@@ -187,8 +191,10 @@ class OrderSaga:
                 except ServiceBusError as exc:
                     if attempt == COMPENSATION_ATTEMPTS:
                         self.gave_up(undo, exc)
+                        undone = False
                     else:
                         time.sleep(0.2 * attempt)
+        return undone
 
     def gave_up(self, undo: Step, exc: ServiceBusError) -> None:
         # Left for recovery and an operator: the saga log on the order says what.

@@ -2,7 +2,7 @@
 
 Configured from the environment (twelve-factor): DATABASE_URL, REDIS_URL,
 SERVICEBUS_LAYER_BACKEND, CHANNEL_CAPACITY, OUTBOX_PUBLISH_ON_COMMIT, DJANGO_SECRET_KEY,
-DJANGO_DEBUG, DJANGO_ALLOWED_HOSTS, ORDERS_CALL_TIMEOUT.
+DJANGO_DEBUG, DJANGO_ALLOWED_HOSTS, ORDERS_CALL_TIMEOUT, ORDERS_RECOVER_AFTER.
 """
 
 import os
@@ -30,6 +30,9 @@ TEMPLATES: list[dict] = []
 
 # Seconds each saga step waits for its service before the order fails with "timeout".
 ORDERS_CALL_TIMEOUT = float(os.environ.get("ORDERS_CALL_TIMEOUT", "5"))
+# Seconds an order may stay pending before ``recover_orders`` finishes or undoes it: longer
+# than a saga can take (four steps and their undos, each within ORDERS_CALL_TIMEOUT).
+ORDERS_RECOVER_AFTER = float(os.environ.get("ORDERS_RECOVER_AFTER", "120"))
 
 DATABASES = {
     "default": environ.database_from_url(
