@@ -15,6 +15,8 @@ COPY servicebus ./servicebus
 RUN pip install ".[postgres,fast,daphne]"
 
 COPY services ./services
+# The shop's shared contract (shop_contracts: the bodies the services declare).
+ENV PYTHONPATH=/app/services/contracts
 
 # Databases live in /data (a volume per service); never run as root.
 RUN useradd --create-home --uid 1000 app && mkdir /data && chown app /data

@@ -240,7 +240,10 @@ def monolith(data_dir: Path) -> Iterator[tuple]:
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "monolith_project.settings",
         "PYTHONPATH": os.pathsep.join(
-            [str(ROOT), *(str(SERVICES_DIR / d) for d in ("monolith", "embedded", *SERVICES))]
+            [
+                str(ROOT),
+                *(str(SERVICES_DIR / d) for d in ("monolith", "embedded", "contracts", *SERVICES)),
+            ]
         ),
         "EMBEDDED_DATA_DIR": str(data_dir),
         "EMBEDDED_REPLICATION_INTERVAL": "0",

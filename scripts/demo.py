@@ -176,7 +176,8 @@ def start_over_redis(procs: Processes, data_dir: Path, port: int, redis_url: str
     envs = {
         service: {
             "DJANGO_SETTINGS_MODULE": f"{service}_project.settings",
-            "PYTHONPATH": str(ROOT),
+            # The shop's shared contract (shop_contracts) lives in services/contracts.
+            "PYTHONPATH": os.pathsep.join([str(ROOT), str(SERVICES_DIR / "contracts")]),
             "REDIS_URL": redis_url,
             "DATABASE_URL": f"sqlite:///{data_dir / f'{service}.sqlite3'}",
         }
@@ -242,7 +243,9 @@ def start_embedded(procs: Processes, data_dir: Path, port: int) -> None:
         "DJANGO_SETTINGS_MODULE": "embedded_project.settings",
         # The three apps live in their services' directories (the settings no longer
         # edit sys.path).
-        "PYTHONPATH": os.pathsep.join([str(ROOT), *(str(SERVICES_DIR / s) for s in SERVICES)]),
+        "PYTHONPATH": os.pathsep.join(
+            [str(ROOT), *(str(SERVICES_DIR / s) for s in (*SERVICES, "contracts"))]
+        ),
         "EMBEDDED_DATA_DIR": str(data_dir),
     }
     manage("embedded", ["setup_services"], env)

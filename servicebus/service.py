@@ -14,7 +14,7 @@ from collections.abc import Callable
 from concurrent.futures import Executor
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from servicebus import hooks
+from servicebus import hooks, typed
 from servicebus.conf import get_settings, request_channel
 from servicebus.context import enter_request, leave_request, sync_handler_context
 from servicebus.envelope import (
@@ -75,12 +75,20 @@ class Service:
         self.channel = channel or request_channel(name)
         self._handlers: dict[str, Handler] = {}
         self._async_handlers: set[str] = set()
+        # Declared types by method (servicebus.typed): bodies are checked before the handler.
+        self.body_types: dict[str, Any] = {}
+        self.return_types: dict[str, Any] = {}
 
     def __repr__(self) -> str:
         return f"<Service {self.name!r} on {self.channel!r}: {sorted(self._handlers)}>"
 
-    def method(self, name: str | None = None, **options: Any) -> Callable[[H], H]:
-        """Register a sync or async ``handler(request) -> reply body`` under ``name``."""
+    def method(
+        self, name: str | None = None, *, body: Any = None, returns: Any = None, **options: Any
+    ) -> Callable[[H], H]:
+        """Register a sync or async ``handler(request) -> reply body`` under ``name``.
+
+        ``body=SomeType`` (servicebus.typed): the body is checked and converted first.
+        """
         if options:
             raise TypeError(f"unknown method option(s): {sorted(options)}")
 
@@ -93,6 +101,11 @@ class Service:
             self._handlers[method_name] = fn
             if inspect.iscoroutinefunction(fn):
                 self._async_handlers.add(method_name)
+            if body is not None:
+                self.body_types[method_name] = typed.check_type(body)
+            declared = typed.check_type(returns) if returns is not None else typed.return_type(fn)
+            if declared is not None:
+                self.return_types[method_name] = declared
             return fn
 
         if callable(name):  # used bare, as @svc.method
@@ -155,6 +168,9 @@ class Service:
         refused: ServiceBusError | None = None
         try:
             body = self._decode(envelope)
+            declared = self.body_types.get(envelope.method)
+            if declared is not None:
+                body = typed.validate(declared, body)
         except ServiceBusError as exc:
             refused = exc
         request = Request(

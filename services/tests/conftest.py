@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 
 SERVICES = Path(__file__).resolve().parent.parent
-for directory in ("embedded", "inventory", "pricing", "orders"):
+for directory in ("embedded", "inventory", "pricing", "orders", "contracts"):
     if str(SERVICES / directory) not in sys.path:
         sys.path.insert(0, str(SERVICES / directory))
 if str(SERVICES.parent) not in sys.path:

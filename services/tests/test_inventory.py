@@ -59,3 +59,14 @@ def test_a_catalogue_change_writes_one_product_event(served, captured_events) ->
         "inventory.request", "allocate", {"order_id": "o-3", "items": [{"sku": "MUG-01", "qty": 1}]}
     )
     assert len(captured_events.of("inventory.product")) == 1
+
+
+def test_allocate_checks_its_declared_body(served) -> None:
+    with pytest.raises(servicebus.BadRequest) as caught:
+        servicebus.call(
+            "inventory.request",
+            "allocate",
+            {"order_id": "o-4", "items": [{"sku": "MUG-01\n", "qty": 1}]},
+        )
+    assert caught.value.details["path"] == "$.items[0].sku"
+    assert Product.objects.get(sku="MUG-01").stock == 5

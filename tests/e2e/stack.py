@@ -199,7 +199,8 @@ def start_stack(
     run at inventory before that copy; ``extra_env`` goes to every process.
     """
     env = {
-        "PYTHONPATH": str(ROOT),
+        # The shop's shared contract (shop_contracts) lives in services/contracts.
+        "PYTHONPATH": os.pathsep.join([str(ROOT), str(SERVICES_DIR / "contracts")]),
         "REDIS_URL": urlunsplit(urlsplit(redis_url)._replace(path=f"/{next(_redis_dbs)}")),
         "CHANNEL_CAPACITY": str(capacity),
         "ORDERS_CALL_TIMEOUT": str(call_timeout),

@@ -47,7 +47,10 @@ def test_embedded_replicas_follow_inventory(tmp_path: Path) -> None:
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "embedded_project.settings",
         "PYTHONPATH": os.pathsep.join(
-            [str(ROOT), *(str(SERVICES_DIR / s) for s in ("inventory", "pricing", "orders"))]
+            [
+                str(ROOT),
+                *(str(SERVICES_DIR / s) for s in ("inventory", "pricing", "orders", "contracts")),
+            ]
         ),
         "EMBEDDED_DATA_DIR": str(tmp_path),
         "EMBEDDED_REPLICATION_INTERVAL": "0.2",

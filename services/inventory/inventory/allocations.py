@@ -7,8 +7,6 @@ whatever the database's isolation level.
 
 from __future__ import annotations
 
-from collections import Counter
-
 from django.db import IntegrityError, router, transaction
 from django.db.models import F
 from django.utils import timezone
@@ -106,11 +104,3 @@ def finalise(order_id: str) -> dict:
         if current == Status.RELEASED:
             raise ServiceError("allocation_released", f"order {order_id} was released")
     return {"order_id": order_id, "status": Status.FINALISED.value}
-
-
-def merge_items(items: list[tuple[str, int]]) -> dict[str, int]:
-    """Sum quantities per sku (an order may list a sku twice)."""
-    total: Counter[str] = Counter()
-    for sku, qty in items:
-        total[sku] += qty
-    return dict(total)

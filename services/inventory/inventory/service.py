@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
+
+from shop_contracts import Allocate, OrderRef, merge
 
 from inventory import allocations, catalog
 from inventory.models import Product
@@ -14,50 +15,27 @@ logger = logging.getLogger("inventory")
 inventory = Service("inventory")
 
 
-def _order_id(body: Any) -> str:
-    order_id = body.get("order_id") if isinstance(body, dict) else None
-    if not isinstance(order_id, str) or not 0 < len(order_id) <= 64:
-        raise BadRequest("body needs an 'order_id' string of 1-64 characters")
-    return order_id
-
-
-def _items(body: dict) -> dict[str, int]:
-    items = body.get("items")
-    if not isinstance(items, list) or not items:
-        raise BadRequest("body needs a non-empty 'items' list of {sku, qty}")
-    pairs = []
-    for item in items:
-        sku = item.get("sku") if isinstance(item, dict) else None
-        qty = item.get("qty") if isinstance(item, dict) else None
-        if not isinstance(sku, str) or type(qty) is not int or qty < 1:
-            raise BadRequest(f"bad item {item!r}: needs a 'sku' string and a positive 'qty'")
-        pairs.append((sku, qty))
-    return allocations.merge_items(pairs)
-
-
-@inventory.method()
+@inventory.method(body=Allocate)
 def allocate(request: Request) -> dict:
     """Hold stock for an order: {order_id, items: [{sku, qty}]} -> allocation."""
-    order_id = _order_id(request.body)
-    items = _items(request.body)
-    logger.info("allocate %s for order %s", items, order_id)
-    return allocations.allocate(order_id, items)
+    body: Allocate = request.body
+    items = merge(body.items)
+    logger.info("allocate %s for order %s", items, body.order_id)
+    return allocations.allocate(body.order_id, items)
 
 
-@inventory.method()
+@inventory.method(body=OrderRef)
 def release(request: Request) -> dict:
     """Give an order's stock back (compensation): {order_id} -> allocation."""
-    order_id = _order_id(request.body)
-    logger.info("release order %s", order_id)
-    return allocations.release(order_id)
+    logger.info("release order %s", request.body.order_id)
+    return allocations.release(request.body.order_id)
 
 
-@inventory.method()
+@inventory.method(body=OrderRef)
 def finalise(request: Request) -> dict:
     """Commit an order's allocation: {order_id} -> {order_id, status}."""
-    order_id = _order_id(request.body)
-    logger.info("finalise order %s", order_id)
-    return allocations.finalise(order_id)
+    logger.info("finalise order %s", request.body.order_id)
+    return allocations.finalise(request.body.order_id)
 
 
 @inventory.method("get_product")

@@ -4,20 +4,20 @@ from __future__ import annotations
 
 import logging
 
+from shop_contracts import OrderRef
+
 from orders.models import Order
-from servicebus import BadRequest, Request, Service, ServiceError
+from servicebus import Request, Service, ServiceError
 
 logger = logging.getLogger("orders")
 
 orders = Service("orders")
 
 
-@orders.method("get_order")
+@orders.method("get_order", body=OrderRef)
 def get_order(request: Request) -> dict:
     """One order: {order_id} -> order (as GET /orders/<id> returns it)."""
-    order_id = request.body.get("order_id") if isinstance(request.body, dict) else None
-    if not isinstance(order_id, str):
-        raise BadRequest("body needs an 'order_id' string")
+    order_id = request.body.order_id
     logger.info("get_order %s", order_id)
     order = Order.objects.filter(pk=order_id).first()
     if order is None:
