@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from tests.e2e.stack import CARD_DECLINED, CARD_OK, CARD_UNAVAILABLE, Stack
+from tests.e2e.stack import CARD_DECLINED, CARD_OK, CARD_UNAVAILABLE, SERVICES_DIR, Stack
 
 pytestmark = pytest.mark.e2e
 
@@ -218,3 +221,25 @@ def test_fifty_concurrent_orders_for_the_last_ten_units(stack: Stack) -> None:
 def test_wrong_method_is_405(stack: Stack) -> None:
     assert stack.request("GET", "/orders").status == 405
     assert stack.request("POST", "/health", {}).status == 405
+
+
+def test_the_container_healthcheck_script(stack: Stack) -> None:
+    """services/healthcheck.py, as docker-compose runs it in a service's directory."""
+
+    def check(service: str, *args: str, **env: str) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [sys.executable, str(SERVICES_DIR / "healthcheck.py"), *args],
+            cwd=SERVICES_DIR / service,
+            env={**os.environ, **stack.service_envs[service], **env},
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+
+    assert check("inventory", "worker", "inventory").returncode == 0
+    # No Redis, no answer: unhealthy.
+    gone = check("inventory", "worker", "inventory", REDIS_URL="redis://127.0.0.1:1/0")
+    assert gone.returncode == 1 and "unhealthy" in gone.stderr
+    # Here PID 1 is not the relay: a container whose command died is unhealthy.
+    relay = check("inventory", "process", "inventory", "servicebus_relay")
+    assert relay.returncode == 1 and "PID 1 is not servicebus_relay" in relay.stderr
