@@ -344,7 +344,53 @@ def summarize(cells: list[Cell], args: argparse.Namespace, started: datetime.dat
             notes.append(f"{setup} ÷ monolith at 8 clients: {cell.rate / mono.rate:.2f}x")
     if notes:
         lines += ["", "; ".join(notes) + "."]
+    lines += targets(by)
+    lines += breakdown(cells)
+    lines += ["", "How the figures came down, and the profile: docs/services.md#benchmark."]
     return "\n".join(lines)
+
+
+def targets(by: dict[tuple[str, int], Cell]) -> list[str]:
+    """Issue 12's targets, met or not, from this run."""
+    sqlite = [by[("redis-sqlite", n)] for n in (1, 8, 32) if ("redis-sqlite", n) in by]
+    if not sqlite:
+        return []
+    out = ["", "Targets (issue 12), this run:", ""]
+    cpu = ", ".join(f"{c.cpu_ms:.1f} at {c.clients}" for c in sqlite)
+    met = ", ".join(str(c.clients) for c in sqlite if c.cpu_ms <= 8.0) or "none"
+    out.append(f"- CPU per order ≤ 8 ms (SQLite, all processes): {cpu} clients; met at: {met}.")
+    eight, mono = by.get(("redis-sqlite", 8)), by.get(("monolith", 8))
+    if eight and mono and mono.rate:
+        ratio = eight.rate / mono.rate
+        verdict = "met" if ratio >= 0.5 else "not met"
+        out.append(f"- services ≥ 0.5x monolith orders/s at 8 clients: {ratio:.2f}x ({verdict}).")
+    busy = by.get(("redis-sqlite", 32))
+    if busy and busy.percentile(0.5):
+        tail = busy.percentile(0.99) / busy.percentile(0.5)
+        verdict = "met" if tail <= 5 else "not met"
+        out.append(f"- p99 ≤ 5x p50 at 32 clients (SQLite): {tail:.1f}x ({verdict}).")
+    bad = sum(c.non_2xx for c in by.values())
+    out.append(f"- non-2xx answers to valid orders, every cell: {bad}.")
+    return out
+
+
+def breakdown(cells: list[Cell]) -> list[str]:
+    """CPU ms per order by process at 8 clients (processes under 0.05 ms left out)."""
+    rows = [c for c in cells if c.clients == 8 and c.placed]
+    if not rows:
+        return []
+    out = ["", "CPU ms per order by process at 8 clients:", ""]
+    for cell in rows:
+        shares = sorted(cell.by_process.items(), key=lambda kv: -kv[1])
+        text = ", ".join(
+            f"{name} {cpu * 1000 / cell.placed:.1f}"
+            for name, cpu in shares
+            if cpu * 1000 / cell.placed >= 0.05
+        )
+        out.append(f"- {cell.setup}: {text}")
+    if any(c.setup == "redis-postgres" for c in rows):
+        out.append("  (postgres: every postgres process of the machine's shared server counts.)")
+    return out
 
 
 def write_report(path: Path, report: str) -> None:
