@@ -126,6 +126,8 @@ class RequestEnvelope:
     flags: frozenset[str]
     caller: str
     parent: str | None = None
+    # Id of the signing key (signed envelopes only): the reply is signed with the same key.
+    kid: str | None = None
 
 
 def _str_or_none(value: Any) -> str | None:
@@ -182,6 +184,7 @@ def parse_request(message: Any) -> RequestEnvelope:
         flags=frozenset(flags),
         caller=caller,
         parent=parent or None,
+        kid=_str_or_none(message.get("kid")),
     )
 
 
