@@ -71,6 +71,7 @@ def sync_echo(request: Request) -> Any:
 
 @misc.method()
 async def sleep(request: Request) -> float:
+    logger.info("sleeping %s", request.body)  # tests wait for these lines
     await asyncio.sleep(float(request.body or 0))
     return float(request.body or 0)
 
