@@ -33,15 +33,18 @@ Target = Service | Callable[..., Awaitable[None]]
 
 def resolve_targets(application: Any, channels: list[str]) -> dict[str, Target]:
     """Find what serves each channel in an ASGI app (ProtocolTypeRouter/ChannelNameRouter)."""
+    # Imported here: channels.routing loads Django's URL machinery, which only runworker needs.
+    from channels.routing import ChannelNameRouter, ProtocolTypeRouter
+
     targets: dict[str, Target] = {}
     app = application
-    # channels' routers keep their routes in ``application_mapping`` (public, undocumented).
-    mapping = getattr(app, "application_mapping", None)
-    if isinstance(mapping, Mapping) and "channel" in mapping:
-        app = mapping["channel"]
-    by_name = getattr(app, "application_mapping", None)
+    # channels' routers keep their routes in ``application_mapping``.
+    if isinstance(app, ProtocolTypeRouter) and "channel" in app.application_mapping:
+        app = app.application_mapping["channel"]
     for channel in channels:
-        target: Any = by_name.get(channel) if isinstance(by_name, Mapping) else app
+        target: Any = (
+            app.application_mapping.get(channel) if isinstance(app, ChannelNameRouter) else app
+        )
         if target is None:
             raise ValueError(f"no application routes channel {channel!r}; check ASGI_APPLICATION")
         targets[channel] = target.service if isinstance(target, ServiceConsumer) else target
