@@ -38,6 +38,7 @@ from servicebus.errors import (
     rebuild_error,
 )
 from servicebus.metrics import metrics
+from servicebus.signing import Signer, current_signer, signer_for
 from servicebus.transport import Transport, check_channel_name, get_transport
 
 logger = logging.getLogger("servicebus.client")
@@ -120,28 +121,40 @@ class ReplyRouter:
                 logger.error("reply listener on %s returned; restarting it", channel)
             except asyncio.CancelledError:
                 raise
-            except BusUnavailable as exc:
-                # Redis went away: keep listening; callers time out meanwhile.
-                logger.warning("reply listener on %s: %s; retrying", channel, exc)
-            except Exception:
-                logger.exception("reply listener on %s crashed; restarting it", channel)
+            except Exception as exc:
+                task = asyncio.current_task()
+                if task is not None and task.cancelling():
+                    # A layer turned our cancellation into another error (stock
+                    # channels_redis can, mid-read): we are being stopped, not failing.
+                    raise asyncio.CancelledError() from exc
+                if isinstance(exc, BusUnavailable):
+                    # Redis went away: keep listening; callers time out meanwhile.
+                    logger.warning("reply listener on %s: %s; retrying", channel, exc)
+                else:
+                    logger.exception("reply listener on %s crashed; restarting it", channel)
             metrics.inc("reply_listener_restarts")
             await asyncio.sleep(self._backoff.next())
 
     def deliver(self, messages: list[Any]) -> None:
         """Resolve the calls waiting for ``messages``; each one on its own."""
+        signer = current_signer()
         for message in messages:
             try:
-                self._deliver(message)
+                self._deliver(message, signer)
             except Exception:
                 logger.exception("delivering a reply failed; dropped it")
                 hooks.dropped("error", "replies")
         self._backoff.reset()
 
-    def _deliver(self, message: Any) -> None:
+    def _deliver(self, message: Any, signer: Signer | None) -> None:
         reply = parse_reply(message)
         if reply is None:
             hooks.dropped("malformed", "replies")
+            return
+        if signer is not None and (problem := signer.check_reply(message)) is not None:
+            # Forged or unsigned: not believed, and the call keeps waiting for the real one.
+            hooks.dropped(problem, "replies")
+            logger.warning("dropped a reply to %s: %s", reply.id, problem)
             return
         future = self._waiters.pop(reply.id, None)
         if future is None or future.done():
@@ -275,6 +288,8 @@ async def acall(
             caller=caller,
             parent=parent_id,
         )
+        if settings.SIGNING_KEYS:
+            signer_for(settings.SIGNING_KEYS).sign_request(channel, message)
         future = router.expect(request_id)
         try:
             # Wait for the send's outcome and the reply together: a refused send fails

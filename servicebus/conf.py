@@ -63,6 +63,11 @@ def timeout_range(value: float) -> bool:
     return positive(value) and value <= MAX_TIMEOUT
 
 
+def strong_keys(keys: tuple[str, ...]) -> bool:
+    """Every key at least 16 characters (a short key is guessable)."""
+    return all(len(key) >= 16 for key in keys)
+
+
 def env_only(var: str) -> dict[str, Any]:
     """Field metadata: no value check, but ``var`` from the environment when not set."""
     return {"env": var}
@@ -89,6 +94,11 @@ class Settings:
     RECEIVE_POLL: float = field(default=1.0, metadata=check(positive, "> 0"))
     # Dotted paths of hook objects or classes (servicebus.hooks), installed at first use.
     HOOKS: tuple[str, ...] = ()
+    # HMAC keys for signed envelopes (servicebus.signing): the first signs, any verifies.
+    # Empty: nothing is signed or checked. Env SERVICEBUS_SIGNING_KEYS via servicebus.environ.
+    SIGNING_KEYS: tuple[str, ...] = field(
+        default=(), metadata=check(strong_keys, "a list of keys of at least 16 characters")
+    )
 
 
 def _type_ok(value: Any, hint: Any) -> bool:

@@ -7,6 +7,7 @@ that cannot be encoded fails at the caller before anything is sent.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -126,6 +127,8 @@ class RequestEnvelope:
     flags: frozenset[str]
     caller: str
     parent: str | None = None
+    # Id of the signing key (signed envelopes only): the reply is signed with the same key.
+    kid: str | None = None
 
 
 def _str_or_none(value: Any) -> str | None:
@@ -143,7 +146,8 @@ def parse_request(message: Any) -> RequestEnvelope:
             f"message type is {message.get('type')!r}, not {REQUEST_TYPE!r}", reply_to, req_id
         )
     version = message.get("v")
-    if version != PROTOCOL_VERSION:
+    # Exactly the int: True == 1 and 1.0 == 1 in Python, but they are not version 1.
+    if type(version) is not int or version != PROTOCOL_VERSION:
         raise EnvelopeError(f"unsupported protocol version {version!r}", reply_to, req_id)
     if req_id is None:
         raise EnvelopeError("request has no id", reply_to)
@@ -153,6 +157,9 @@ def parse_request(message: Any) -> RequestEnvelope:
     deadline = message.get("deadline")
     if not isinstance(deadline, (int, float)) or isinstance(deadline, bool):
         raise EnvelopeError("request has no numeric deadline", reply_to, req_id)
+    if not math.isfinite(deadline):
+        # NaN compares False with everything: it would mean "never expires".
+        raise EnvelopeError(f"request deadline {deadline!r} is not finite", reply_to, req_id)
     body = message.get("body")
     if not isinstance(body, bytes):
         raise EnvelopeError("request body must be msgpack bytes", reply_to, req_id)
@@ -182,6 +189,7 @@ def parse_request(message: Any) -> RequestEnvelope:
         flags=frozenset(flags),
         caller=caller,
         parent=parent or None,
+        kid=_str_or_none(message.get("kid")),
     )
 
 
@@ -208,6 +216,9 @@ class Reply:
 def parse_reply(message: Any) -> Reply | None:
     """Parse a reply message; None when it is not one (the caller counts and drops it)."""
     if not isinstance(message, dict) or message.get("type") != REPLY_TYPE:
+        return None
+    version = message.get("v")
+    if type(version) is not int or version != PROTOCOL_VERSION:
         return None
     req_id = message.get("id")
     if not isinstance(req_id, str):

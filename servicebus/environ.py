@@ -56,16 +56,31 @@ def redis_url(env: Mapping[str, str] = os.environ) -> str:
     return env.get("REDIS_URL") or DEFAULT_REDIS_URL
 
 
+def _key_list(value: str | None) -> list[str]:
+    return [key.strip() for key in (value or "").split(",") if key.strip()]
+
+
+def signing_keys(env: Mapping[str, str] = os.environ) -> list[str]:
+    """SERVICEBUS["SIGNING_KEYS"] from SERVICEBUS_SIGNING_KEYS ("current,previous")."""
+    return _key_list(env.get("SERVICEBUS_SIGNING_KEYS"))
+
+
 def channel_layers(env: Mapping[str, str] = os.environ) -> dict[str, Any]:
-    """CHANNEL_LAYERS from REDIS_URL, CHANNEL_CAPACITY and SERVICEBUS_LAYER_BACKEND."""
+    """CHANNEL_LAYERS from REDIS_URL, CHANNEL_CAPACITY, SERVICEBUS_LAYER_BACKEND and
+    SERVICEBUS_ENCRYPTION_KEYS (channels_redis symmetric encryption, "current,previous")."""
+    config: dict[str, Any] = {
+        "hosts": [redis_url(env)],
+        # Requests a channel holds before senders get Backpressure (checked at send).
+        "capacity": int(env.get("CHANNEL_CAPACITY", "100")),
+    }
+    encryption_keys = _key_list(env.get("SERVICEBUS_ENCRYPTION_KEYS"))
+    if encryption_keys:
+        # Bodies are unreadable to anyone with Redis access but not the key.
+        config["symmetric_encryption_keys"] = encryption_keys
     return {
         "default": {
             "BACKEND": env.get("SERVICEBUS_LAYER_BACKEND") or DEFAULT_LAYER_BACKEND,
-            "CONFIG": {
-                "hosts": [redis_url(env)],
-                # Requests a channel holds before senders get Backpressure (checked at send).
-                "capacity": int(env.get("CHANNEL_CAPACITY", "100")),
-            },
+            "CONFIG": config,
         }
     }
 

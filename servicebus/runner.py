@@ -58,6 +58,13 @@ def run_async_main(main: Coroutine[Any, Any, T]) -> T:
         return runner.run(main)
 
 
+def _current_task() -> asyncio.Task[Any] | None:
+    try:
+        return asyncio.current_task()
+    except RuntimeError:  # a sync loop: no event loop in this thread
+        return None
+
+
 class Runner:
     """Repeats steps until stopped, with backoff on retryable errors (see module docstring)."""
 
@@ -150,6 +157,10 @@ class Runner:
     def _failed(self, exc: BaseException, backoff: Backoff) -> float:
         if isinstance(exc, self.fatal) or not isinstance(exc, self.retry_on):
             raise exc
+        task = _current_task()
+        if task is not None and task.cancelling():
+            # Our cancellation came back as another error: stop, do not retry.
+            raise asyncio.CancelledError() from exc
         self.failures += 1
         delay = backoff.next()
         logger.warning("%s: %s; retrying in %.2fs", self.name, exc, delay)
@@ -185,6 +196,9 @@ class Runner:
             except Exception as exc:
                 if isinstance(exc, self.fatal) or not isinstance(exc, retryable):
                     raise
+                task = _current_task()
+                if task is not None and task.cancelling():
+                    raise asyncio.CancelledError() from exc
                 self.failures += 1
                 delay = backoff.next()
                 logger.warning("%s: %s; retrying in %.2fs", self.name, exc, delay)

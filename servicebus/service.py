@@ -34,6 +34,7 @@ from servicebus.errors import (
 )
 from servicebus.metrics import metrics
 from servicebus.request import Request
+from servicebus.signing import Signer, current_signer
 
 if TYPE_CHECKING:
     from servicebus.worker import ServiceConsumer
@@ -126,17 +127,34 @@ class Service:
 
     # ---- dispatch ------------------------------------------------------------------
 
-    def accept(self, message: Any) -> RequestEnvelope | Outgoing | None:
-        """Check a received message: the envelope to run, an error reply, or None (dropped)."""
+    def accept(
+        self, message: Any, channel: str | None = None, signer: Signer | None = None
+    ) -> RequestEnvelope | Outgoing | None:
+        """Check a message received on ``channel``: the envelope to run, an error reply, or
+        None (dropped and counted). With a ``signer``, only requests signed for ``channel``
+        with one of its keys are accepted, and nothing unauthenticated is answered.
+        """
         try:
             envelope = parse_request(message)
         except EnvelopeError as exc:
             hooks.dropped("malformed", "requests")
             logger.warning("%s: dropped a malformed message: %s", self.name, exc.reason)
-            if exc.reply_to:
+            if exc.reply_to and signer is None:
                 bad = BadRequest(f"malformed request: {exc.reason}")
                 return exc.reply_to, error_reply(exc.id, bad.to_wire())
             return None
+        if signer is not None:
+            problem = signer.check_request(channel or self.channel, message)
+            if problem is not None:
+                # Not run and not answered: whoever wrote it has no key.
+                hooks.dropped(problem, "requests")
+                logger.warning(
+                    "%s: dropped a request (%s) claiming to come from %s",
+                    self.name,
+                    problem,
+                    envelope.caller or "?",
+                )
+                return None
         if envelope.deadline <= time.time():
             # The caller has given up already: running it would waste work and could
             # act on a request whose caller reported a timeout.
@@ -152,17 +170,27 @@ class Service:
             return None
         return envelope
 
-    async def dispatch(self, message: Any, *, executor: Executor | None = None) -> Outgoing | None:
-        """Handle one raw message: the reply to send (channel, message), or None. Never raises."""
-        accepted = self.accept(message)
+    async def dispatch(
+        self, message: Any, *, channel: str | None = None, executor: Executor | None = None
+    ) -> Outgoing | None:
+        """Handle one raw message: the reply to send (channel, message), or None. Never raises.
+
+        (Replay protection of signed requests is the worker's: it claims ids per batch.)
+        """
+        signer = current_signer()
+        accepted = self.accept(message, channel, signer)
         if not isinstance(accepted, RequestEnvelope):
             return accepted
-        return await self.run(accepted, executor=executor)
+        return await self.run(accepted, executor=executor, signer=signer)
 
     async def run(
-        self, envelope: RequestEnvelope, *, executor: Executor | None = None
+        self,
+        envelope: RequestEnvelope,
+        *,
+        executor: Executor | None = None,
+        signer: Signer | None = None,
     ) -> Outgoing | None:
-        """Run the handler of an accepted request and build its reply. Never raises."""
+        """Run the handler of an accepted request and build its (signed) reply. Never raises."""
         cid = envelope.correlation_id
         body: Any = None
         refused: ServiceBusError | None = None
@@ -211,9 +239,11 @@ class Service:
             info.duration = time.time() - info.started
             info.code = "ok" if reply["ok"] else reply["error"]["code"]
             hooks.run(hooks.server_end, info)
-        if envelope.reply_to:
-            return envelope.reply_to, reply
-        return None
+        if not envelope.reply_to:
+            return None
+        if signer is not None:
+            signer.sign_reply(reply, envelope.kid)
+        return envelope.reply_to, reply
 
     @staticmethod
     def _decode(envelope: RequestEnvelope) -> Any:

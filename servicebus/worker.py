@@ -18,10 +18,12 @@ from typing import Any
 
 from servicebus import hooks
 from servicebus.conf import get_settings
+from servicebus.envelope import RequestEnvelope
 from servicebus.errors import BusMisconfigured, BusUnavailable, ServiceBusError
 from servicebus.metrics import metrics
 from servicebus.runner import Runner
 from servicebus.service import Outgoing, Service
+from servicebus.signing import Signer, current_signer
 from servicebus.transport import Transport, get_transport
 
 logger = logging.getLogger("servicebus.worker")
@@ -31,15 +33,18 @@ Target = Service | Callable[..., Awaitable[None]]
 
 def resolve_targets(application: Any, channels: list[str]) -> dict[str, Target]:
     """Find what serves each channel in an ASGI app (ProtocolTypeRouter/ChannelNameRouter)."""
+    # Imported here: channels.routing loads Django's URL machinery, which only runworker needs.
+    from channels.routing import ChannelNameRouter, ProtocolTypeRouter
+
     targets: dict[str, Target] = {}
     app = application
-    # channels' routers keep their routes in ``application_mapping`` (public, undocumented).
-    mapping = getattr(app, "application_mapping", None)
-    if isinstance(mapping, Mapping) and "channel" in mapping:
-        app = mapping["channel"]
-    by_name = getattr(app, "application_mapping", None)
+    # channels' routers keep their routes in ``application_mapping``.
+    if isinstance(app, ProtocolTypeRouter) and "channel" in app.application_mapping:
+        app = app.application_mapping["channel"]
     for channel in channels:
-        target: Any = by_name.get(channel) if isinstance(by_name, Mapping) else app
+        target: Any = (
+            app.application_mapping.get(channel) if isinstance(app, ChannelNameRouter) else app
+        )
         if target is None:
             raise ValueError(f"no application routes channel {channel!r}; check ASGI_APPLICATION")
         targets[channel] = target.service if isinstance(target, ServiceConsumer) else target
@@ -88,25 +93,63 @@ class Dispatcher:
         self.executor = executor
         self.tasks: set[asyncio.Task[None]] = set()
 
-    def start(self, service: Service, messages: list[Any]) -> None:
-        """Run ``messages`` (one reserved slot each); each slot frees when its request is done."""
+    async def submit(self, service: Service, channel: str, messages: list[Any]) -> None:
+        """Run ``messages`` (one reserved slot each); each slot frees when its request is done.
+
+        With signing keys, only verified requests run, each id at most once until its
+        deadline: the batch's ids are claimed in one round trip before any of them runs.
+        """
+        signer = current_signer()
+        accepted: list[RequestEnvelope] = []
         for message in messages:
-            accepted = service.accept(message)
-            if isinstance(accepted, tuple) or accepted is None:
-                self.slots.release()
-                if accepted is not None:
-                    self.send_reply(accepted, "-")
+            outcome = service.accept(message, channel, signer)
+            if isinstance(outcome, RequestEnvelope):
+                accepted.append(outcome)
                 continue
-            task = asyncio.ensure_future(self._run(service, accepted))
+            self.slots.release()
+            if outcome is not None:
+                self.send_reply(outcome, "-")
+        if signer is not None and accepted:
+            accepted = await self._claim(channel, accepted)
+        for envelope in accepted:
+            task = asyncio.ensure_future(self._run(service, envelope, signer))
             self.tasks.add(task)
             task.add_done_callback(self._done)
+
+    async def _claim(self, channel: str, batch: list[RequestEnvelope]) -> list[RequestEnvelope]:
+        # The key expires with the request's deadline: after it the request is expired anyway.
+        keys = [(f"servicebus.seen:{{{channel}}}:{e.id}", e.deadline) for e in batch]
+        try:
+            fresh = await self.transport.claim(keys)
+        except ServiceBusError as exc:
+            # Fail closed: a request that cannot be proven new is not run (at-most-once).
+            self.slots.release(len(batch))
+            hooks.dropped("unclaimed", "requests", len(batch))
+            logger.warning("dropped %d signed request(s): replay check failed: %s", len(batch), exc)
+            return []
+        kept = []
+        for envelope, new in zip(batch, fresh, strict=True):
+            if new:
+                kept.append(envelope)
+                continue
+            self.slots.release()
+            hooks.dropped("replayed", "requests")
+            logger.warning(
+                "dropped a replayed request %s [%s]",
+                envelope.id,
+                envelope.correlation_id,
+                extra={"correlation_id": envelope.correlation_id},
+            )
+        return kept
 
     def _done(self, task: asyncio.Task[None]) -> None:
         self.tasks.discard(task)
         self.slots.release()
 
-    async def _run(self, service: Service, envelope: Any) -> None:
-        outgoing = await service.run(envelope, executor=self.executor)
+    async def _run(
+        self, service: Service, envelope: RequestEnvelope, signer: Signer | None
+    ) -> None:
+        outgoing = await service.run(envelope, executor=self.executor, signer=signer)
         if outgoing is not None:
             self.send_reply(outgoing, envelope.correlation_id)
 
@@ -261,7 +304,7 @@ class Worker:
         if not messages:
             return None
         if isinstance(target, Service):
-            self.dispatcher.start(target, messages)
+            await self.dispatcher.submit(target, channel, messages)
         else:
             for message in messages:
                 await self._to_asgi_app(channel, target, message)
@@ -310,11 +353,12 @@ class ServiceConsumer:
             raise ValueError(f"{self.service.name} consumer serves 'channel' scopes only")
         slots = Slots(self.concurrency or get_settings().WORKER_CONCURRENCY)
         dispatcher = Dispatcher(get_transport(), slots)
+        channel = str(scope.get("channel") or self.service.channel)
         try:
             while True:
                 await slots.reserve(1)
                 message = await receive()
-                dispatcher.start(self.service, [message])
+                await dispatcher.submit(self.service, channel, [message])
         finally:
             if dispatcher.tasks:
                 await asyncio.gather(*dispatcher.tasks, return_exceptions=True)

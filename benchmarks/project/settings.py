@@ -24,6 +24,8 @@ SERVICEBUS = {
     "WORKER_CONCURRENCY": 256,
     "WORKER_BATCH": int(os.environ.get("BENCH_WORKER_BATCH", "16")),
     "MAX_BODY_SIZE": 4 * 1024 * 1024,
+    # SERVICEBUS_SIGNING_KEYS="k1,k2" measures signed envelopes (docs/security.md).
+    "SIGNING_KEYS": [k for k in os.environ.get("SERVICEBUS_SIGNING_KEYS", "").split(",") if k],
 }
 LOGGING = {
     "version": 1,

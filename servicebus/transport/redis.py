@@ -12,6 +12,15 @@ from servicebus.layers import RedisChannelLayer
 
 from .base import Delivered, DropListener, Sent, Transport, map_error
 
+# SET NX PXAT per key, 1 where the key was new: one command for a whole popped batch.
+CLAIM_SCRIPT = """
+local fresh = {}
+for i, key in ipairs(KEYS) do
+  fresh[i] = redis.call('SET', key, '1', 'NX', 'PXAT', ARGV[i]) and 1 or 0
+end
+return fresh
+"""
+
 
 class RedisTransport(Transport):
     """Coalesced sends, batched pops and drained reply channels of ``RedisChannelLayer``."""
@@ -67,19 +76,23 @@ class RedisTransport(Transport):
             raise map_error(exc) from exc
 
     async def claim(self, keys_and_expiry: Sequence[tuple[str, float]]) -> list[bool]:
-        """SET key NX PXAT for every key, pipelined on the shard of the first key."""
+        """SET key NX PXAT for every key: one script call on the shard of the first key.
+
+        Callers give the keys of one batch a common hash tag (``{channel}``), so on a
+        cluster they share a slot too.
+        """
         if not keys_and_expiry:
             return []
         prefix = self.layer.prefix
-        commands = [
-            ["SET", prefix + key, b"1", "NX", "PXAT", max(1, int(expiry * 1000))]
-            for key, expiry in keys_and_expiry
-        ]
+        keys = [prefix + key for key, _ in keys_and_expiry]
+        expiries = [max(1, int(expiry * 1000)) for _, expiry in keys_and_expiry]
         try:
-            replies = await self.layer.pipeline(prefix + keys_and_expiry[0][0], commands)
+            flags = await self.layer.command(
+                keys[0], "EVAL", CLAIM_SCRIPT, len(keys), *keys, *expiries
+            )
         except Exception as exc:
             raise map_error(exc) from exc
-        return [reply is not None for reply in replies]
+        return [bool(flag) for flag in flags]
 
     async def close(self) -> None:
         """Flush this loop's queued sends and close its connections."""

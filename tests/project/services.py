@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from typing import Any
 
@@ -14,14 +15,19 @@ chain_b = Service("chain_b")
 chain_c = Service("chain_c")
 misc = Service("misc")
 
+# Worker logs carry the correlation ID ([cid] in tests/project/settings.py's format).
+logger = logging.getLogger("tests.project.services")
+
 
 def _snapshot(request: Request) -> dict[str, Any]:
+    logger.info("hop %s.%s", request.service, request.method)
     return {
         "service": request.service,
         "cid": request.correlation_id,
         "headers": dict(request.headers),
         "flags": sorted(request.flags),
         "remaining": request.remaining(),
+        "deadline": request.deadline,
         "caller": request.caller,
     }
 
@@ -51,6 +57,13 @@ async def echo(request: Request) -> Any:
     return request.body
 
 
+@misc.method()
+async def record(request: Request) -> Any:
+    # Tests count these lines in the worker's output: one per run of the handler.
+    logger.info("recorded %s", request.body)
+    return request.body
+
+
 @misc.method("sync_echo")
 def sync_echo(request: Request) -> Any:
     return request.body
@@ -58,6 +71,7 @@ def sync_echo(request: Request) -> Any:
 
 @misc.method()
 async def sleep(request: Request) -> float:
+    logger.info("sleeping %s", request.body)  # tests wait for these lines
     await asyncio.sleep(float(request.body or 0))
     return float(request.body or 0)
 

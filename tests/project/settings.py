@@ -6,6 +6,8 @@ SB_REDIS_URL points at the test's private Redis; SB_LAYER picks the layer backen
 
 import os
 
+from servicebus import environ
+
 SECRET_KEY = "tests-only"
 DEBUG = False
 USE_TZ = True
@@ -30,6 +32,8 @@ CHANNEL_LAYERS = {
 SERVICEBUS = {
     "SERVICE_NAME": os.environ.get("SB_SERVICE_NAME", "testworker"),
     "RECEIVE_POLL": 0.2,
+    # SERVICEBUS_SIGNING_KEYS="new,old" for the signing tests.
+    "SIGNING_KEYS": environ.signing_keys(),
 }
 LOGGING = {
     "version": 1,

@@ -48,6 +48,12 @@ def test_round_trip() -> None:
         ({"id": None}, "id"),
         ({"method": ""}, "method"),
         ({"deadline": "soon"}, "deadline"),
+        ({"deadline": float("nan")}, "deadline"),
+        ({"deadline": float("inf")}, "deadline"),
+        ({"deadline": float("-inf")}, "deadline"),
+        ({"v": True}, "version"),
+        ({"v": 1.0}, "version"),
+        ({"v": "1"}, "version"),
         ({"body": {"a": 1}}, "body"),
         ({"headers": {"h": 1}}, "header"),
         ({"flags": "f"}, "flags"),
@@ -83,5 +89,8 @@ def test_parse_reply_rejects_garbage() -> None:
     assert parse_reply({"type": "servicebus.reply", "id": 5}) is None
     assert parse_reply({"type": "x"}) is None
     assert parse_reply({"type": "servicebus.reply", "id": "a", "ok": True, "body": "s"}) is None
-    reply = parse_reply({"type": "servicebus.reply", "id": "a", "ok": False, "error": {}})
+    reply = parse_reply({"type": "servicebus.reply", "v": 1, "id": "a", "ok": False, "error": {}})
     assert reply is not None and reply.ok is False
+    for version in (None, True, 1.0, 2):
+        bad = {"type": "servicebus.reply", "v": version, "id": "a", "ok": False, "error": {}}
+        assert parse_reply(bad) is None

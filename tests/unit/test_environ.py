@@ -76,3 +76,15 @@ def test_logging_config_prints_the_correlation_id(capsys) -> None:
     err = capsys.readouterr().err
     assert "orders INFO [cid-42] orders.test: hello" in err
     assert "[-] orders.test: outside" in err
+
+
+def test_signing_and_encryption_keys_from_env() -> None:
+    env = {
+        "SERVICEBUS_SIGNING_KEYS": " new-key-0123456789, old-key-0123456789 ,",
+        "SERVICEBUS_ENCRYPTION_KEYS": "enc-new,enc-old",
+    }
+    assert environ.signing_keys(env) == ["new-key-0123456789", "old-key-0123456789"]
+    assert environ.signing_keys({}) == []
+    config = environ.channel_layers(env)["default"]["CONFIG"]
+    assert config["symmetric_encryption_keys"] == ["enc-new", "enc-old"]
+    assert "symmetric_encryption_keys" not in environ.channel_layers({})["default"]["CONFIG"]

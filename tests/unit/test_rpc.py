@@ -127,20 +127,24 @@ async def test_unserializable_argument_fails_before_sending() -> None:
     layer = get_channel_layer()
     with pytest.raises(BadRequest, match="serialized"):
         await servicebus.acall("misc.request", "echo", {"when": object()})
-    assert "misc.request" not in layer.channels  # nothing was sent
+    assert layer.channels == {}  # nothing was sent, to any channel
 
 
 async def test_oversized_argument_fails_before_sending(settings) -> None:
     settings.SERVICEBUS = {"SERVICE_NAME": "tests", "MAX_BODY_SIZE": 1000}
     assert get_settings().MAX_BODY_SIZE == 1000
+    layer = get_channel_layer()
     with pytest.raises(PayloadTooLarge):
         await servicebus.acall("misc.request", "echo", "x" * 2000)
+    assert layer.channels == {}
     assert isinstance(PayloadTooLarge("x"), BadRequest)
 
 
 async def test_bad_headers_rejected() -> None:
+    layer = get_channel_layer()
     with pytest.raises(BadRequest, match="header"):
         await servicebus.acall("misc.request", "echo", headers={"a": 1})  # type: ignore[dict-item]
+    assert layer.channels == {}
 
 
 async def test_backpressure_at_capacity(settings) -> None:
@@ -177,11 +181,11 @@ async def test_chain_carries_correlation_id_headers_and_flags() -> None:
     assert all(hop["headers"] == {"x-tenant": "acme"} for hop in trail)
     assert all(hop["flags"] == ["beta", "bulk_discount"] for hop in trail)
     assert [hop["caller"] for hop in trail] == ["tests", "chain_a", "chain_b"]
-    # Each hop's remaining time is capped by its parent's.
-    remaining = [hop["remaining"] for hop in trail]
-    assert remaining[0] <= 10
-    assert remaining[1] <= remaining[0] + 0.05
-    assert remaining[2] <= remaining[1] + 0.05
+    # Each hop's deadline is capped by its parent's: a child never outlives its parent.
+    deadlines = [hop["deadline"] for hop in trail]
+    assert deadlines[0] <= time.time() + 10
+    assert deadlines[2] <= deadlines[1] <= deadlines[0]
+    assert trail[0]["remaining"] <= 10
 
 
 async def test_generated_correlation_id_is_shared_by_nested_calls() -> None:
@@ -241,3 +245,69 @@ async def test_expired_request_is_not_executed() -> None:
             await asyncio.sleep(0.01)
     assert ran == []
     assert metrics.get("requests_expired") == 1
+
+
+@pytest.mark.parametrize(
+    "timeout", [float("nan"), float("inf"), -1, 0, 1e12, 86400.5, "5", True, [1]]
+)
+async def test_bad_timeouts_fail_before_anything_is_sent(timeout) -> None:
+    layer = get_channel_layer()
+    with pytest.raises(BadRequest, match="timeout"):
+        await servicebus.acall("misc.request", "echo", 1, timeout=timeout)
+    assert layer.channels == {}  # nothing was sent
+
+
+def test_sync_call_checks_the_timeout_too() -> None:
+    with pytest.raises(BadRequest, match="timeout"):
+        servicebus.call("misc.request", "echo", 1, timeout=float("nan"))
+
+
+@pytest.mark.parametrize("channel", ["", "no spaces", "ü.request", "x" * 120, 7])
+async def test_invalid_channel_names_are_bad_requests(channel) -> None:
+    with pytest.raises(BadRequest, match="channel name"):
+        await servicebus.acall(channel, "echo", 1)
+    assert get_channel_layer().channels == {}
+
+
+async def _raw_request(**overrides) -> str:
+    from servicebus.envelope import encode_body, request_message
+
+    layer = get_channel_layer()
+    reply_to = await layer.new_channel("raw")
+    message = request_message(
+        id="raw",
+        correlation_id="raw",
+        method="record",
+        body=encode_body("x", 100),
+        reply_to=reply_to,
+        deadline=time.time() + 5,
+        headers={},
+        flags=[],
+        caller="t",
+    )
+    message.update(overrides)
+    await layer.send("misc.request", message)
+    return reply_to
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [{"deadline": float("nan")}, {"deadline": float("inf")}, {"v": True}, {"v": 1.0}],
+)
+async def test_non_finite_deadlines_and_inexact_versions_are_not_run(overrides) -> None:
+    reply_to = await _raw_request(**overrides)
+    async with serve(misc):
+        reply = await asyncio.wait_for(get_channel_layer().receive(reply_to), 5)
+    assert reply["ok"] is False and reply["error"]["code"] == "bad_request"
+    assert metrics.get("requests_malformed") == 1
+    assert metrics.get("requests_handled") == 0
+
+
+async def test_the_worker_refuses_a_body_over_max_body_size_before_decoding(settings) -> None:
+    settings.SERVICEBUS = {"SERVICE_NAME": "tests", "MAX_BODY_SIZE": 1000}
+    reply_to = await _raw_request(body=b"\xc4" + b"x" * 2000)  # not even valid msgpack
+    async with serve(misc):
+        reply = await asyncio.wait_for(get_channel_layer().receive(reply_to), 5)
+    assert reply["error"]["code"] == "payload_too_large"
+    assert metrics.get("requests_too_large") == 1
+    assert metrics.get("requests_handled") == 0

@@ -158,3 +158,23 @@ def test_one_bad_reply_never_costs_its_neighbours() -> None:
     assert metrics.get("replies_error") == 1
     assert metrics.get("replies_malformed") == 2
     assert metrics.get("replies_late") == 1
+
+
+class SwallowingTransport(LayerTransport):
+    """Like stock channels_redis mid-read: a cancellation comes out as a connection error."""
+
+    async def listen(self, channel: str, deliver: Any) -> None:
+        try:
+            await asyncio.sleep(30)
+        except asyncio.CancelledError:
+            raise servicebus.BusUnavailable("Connection closed by server") from None
+
+
+async def test_a_cancelled_router_stops_even_when_the_layer_swallows_the_cancel() -> None:
+    router = ReplyRouter(SwallowingTransport(InMemoryChannelLayer()))
+    await router.ensure_started()
+    await asyncio.sleep(0.01)
+    assert router._task is not None
+    router._task.cancel()
+    done, _ = await asyncio.wait({router._task}, timeout=2)
+    assert done and router._task.cancelled()

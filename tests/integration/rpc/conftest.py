@@ -43,12 +43,11 @@ def bus(settings, redis_url: str) -> Iterator[str]:
 
 @pytest.fixture(scope="module")
 def worker(redis_url: str) -> Iterator[ManagedProcess]:
-    """One runworker process serving every test service, concurrency 64."""
-    proc = runworker(
-        ["misc.request", "chain_a.request", "chain_b.request", "chain_c.request"],
-        redis_url=redis_url,
-        concurrency=64,
-        layer=LAYER,
-    )
+    """One runworker process serving misc.request, concurrency 64.
+
+    Not the chain services: test_chain_across_three_processes gives each its own process
+    and checks that process logged the hop.
+    """
+    proc = runworker(["misc.request"], redis_url=redis_url, concurrency=64, layer=LAYER)
     yield proc
     proc.stop()
