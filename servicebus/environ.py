@@ -63,18 +63,24 @@ def channel_layers(env: Mapping[str, str] = os.environ) -> dict[str, Any]:
     }
 
 
-def logging_config(service: str, env: Mapping[str, str] = os.environ) -> dict[str, Any]:
-    """LOGGING that prints the correlation ID on every line (LOG_LEVEL, default INFO)."""
+def logging_config(
+    service: str, env: Mapping[str, str] = os.environ, *, json: bool = False
+) -> dict[str, Any]:
+    """LOGGING that prints the correlation ID on every line (LOG_LEVEL, default INFO).
+
+    ``json=True``: one JSON object per line with correlation_id, service, method, caller,
+    duration_ms and code as fields (servicebus.telemetry.logs.JsonFormatter).
+    """
+    formatter: dict[str, Any] = {
+        "format": f"%(asctime)s {service} %(levelname)s [%(correlation_id)s] %(name)s: %(message)s"
+    }
+    if json:
+        formatter = {"()": "servicebus.telemetry.logs.JsonFormatter", "service": service}
     return {
         "version": 1,
         "disable_existing_loggers": False,
         "filters": {"correlation_id": {"()": "servicebus.context.CorrelationIdFilter"}},
-        "formatters": {
-            "service": {
-                "format": f"%(asctime)s {service} %(levelname)s [%(correlation_id)s] "
-                "%(name)s: %(message)s"
-            }
-        },
+        "formatters": {"service": formatter},
         "handlers": {
             "console": {
                 "class": "logging.StreamHandler",

@@ -1,0 +1,17 @@
+"""Telemetry: metrics, logs, tracing, the instance registry and call records.
+
+Everything here is middleware around dispatch and call (``servicebus.hooks``), never
+inside the transport. ``default_hooks()`` lists what a process installs by default.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def default_hooks() -> list[Any]:
+    """The hooks a servicebus process installs unless told otherwise (cheap, always safe)."""
+    from servicebus.telemetry.logs import access_log, drop_log
+    from servicebus.telemetry.stats import stats
+
+    return [stats, access_log, drop_log]
