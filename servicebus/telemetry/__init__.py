@@ -11,7 +11,13 @@ from typing import Any
 
 def default_hooks() -> list[Any]:
     """The hooks a servicebus process installs unless told otherwise (cheap, always safe)."""
+    from servicebus.telemetry import prometheus
     from servicebus.telemetry.logs import access_log, drop_log
+    from servicebus.telemetry.records import recorder
     from servicebus.telemetry.stats import stats
 
-    return [stats, access_log, drop_log]
+    hooks: list[Any] = [stats, access_log, drop_log, recorder]
+    metrics = prometheus.hook()
+    if metrics is not None:
+        hooks.append(metrics)
+    return hooks

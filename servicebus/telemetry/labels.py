@@ -45,6 +45,7 @@ class LabelSet:
 
 methods = LabelSet(MAX_METHODS, UNKNOWN)
 codes = LabelSet(MAX_CODES, OTHER)
+reasons = LabelSet(MAX_CODES, OTHER)
 
 
 def method_label(service: str, method: str, code: str) -> str:
@@ -58,3 +59,8 @@ def method_label(service: str, method: str, code: str) -> str:
 def code_label(code: str) -> str:
     """The outcome code as a label (``ok``, an error code, or ``_other``)."""
     return codes.admit(code)
+
+
+def reason_label(reason: str) -> str:
+    """A drop reason as a label (``_other`` past the cap)."""
+    return reasons.admit(reason)

@@ -187,7 +187,7 @@ class Stats:
     def dropped(self, reason: str, where: str, count: int) -> None:
         """The bus dropped ``count`` messages for ``reason``."""
         with self._lock:
-            self.drops[labels.code_label(reason)] += count
+            self.drops[labels.reason_label(reason)] += count
 
     # -- reading ---------------------------------------------------------------------
     def snapshot(self, service: str, now: float | None = None) -> dict[str, Any]:

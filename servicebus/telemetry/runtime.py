@@ -1,0 +1,126 @@
+"""What a worker process runs beside its handlers: heartbeat, record flusher, /metrics.
+
+``async with WorkerTelemetry(layer, {"inventory": "inventory.request"}, concurrency=64):``
+around the worker's run (runworker does this). Each background task is supervised: an
+error is logged and the task restarts after a pause; none of them can stop the worker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from types import TracebackType
+from typing import Any
+
+from servicebus.conf import get_settings
+from servicebus.telemetry.records import recorder
+from servicebus.telemetry.registry import Heartbeat
+from servicebus.telemetry.stats import stats
+from servicebus.telemetry.store import Store, store_for
+
+logger = logging.getLogger("servicebus.telemetry")
+
+
+async def supervise(name: str, run: Callable[[], Awaitable[None]], pause: float = 1.0) -> None:
+    """Run ``run()`` until cancelled, restarting it (after ``pause``) whenever it fails."""
+    while True:
+        try:
+            await run()
+            return
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            logger.exception("telemetry task %s failed; restarting in %.1fs", name, pause)
+            await asyncio.sleep(pause)
+
+
+async def _bounded(work: Awaitable[Any], timeout: float = 5.0) -> None:
+    try:
+        await asyncio.wait_for(work, timeout)
+    except Exception as exc:
+        logger.info("telemetry shutdown step skipped: %r", exc)
+
+
+class WorkerTelemetry:
+    """Starts and stops a worker's telemetry tasks (see the module docstring)."""
+
+    def __init__(
+        self,
+        layer: Any,
+        services: Mapping[str, str],
+        *,
+        concurrency: int,
+        metrics_port: int | None = None,
+        store: Store | None = None,
+    ) -> None:
+        settings = get_settings()
+        self.services = dict(services)
+        self.concurrency = concurrency
+        self.metrics_port = metrics_port
+        self.store = store if store is not None else store_for(layer)
+        on_backlog = None
+        if metrics_port is not None:
+            from servicebus.telemetry import prometheus
+
+            on_backlog = prometheus.set_backlog
+        self.heartbeat = (
+            Heartbeat(
+                self.store,
+                services,
+                layer=layer,
+                interval=settings.HEARTBEAT_INTERVAL,
+                on_backlog=on_backlog,
+            )
+            if self.store is not None
+            else None
+        )
+        self.record = settings.RECORD_CALLS and self.store is not None
+        self._settings = settings
+        self._tasks: list[asyncio.Task[None]] = []
+        self._metrics_server: Any = None
+
+    async def __aenter__(self) -> WorkerTelemetry:
+        for name in self.services:
+            stats.set_concurrency(name, self.concurrency)
+        if self.metrics_port is not None:
+            from servicebus.telemetry import prometheus
+
+            self._metrics_server = prometheus.serve(self.metrics_port)
+            prometheus.set_concurrency(self.services, self.concurrency)
+        if self.heartbeat is not None:
+            self._spawn("heartbeat", self.heartbeat.run)
+        if self.record and self.store is not None:
+            recorder.configure(
+                active=True,
+                sample=self._settings.RECORD_SAMPLE,
+                maxlen=self._settings.RECORD_MAXLEN,
+            )
+            store = self.store
+            self._spawn("call-records", lambda: recorder.run(store))
+        return self
+
+    def _spawn(self, name: str, run: Callable[[], Awaitable[None]]) -> None:
+        task = asyncio.get_running_loop().create_task(
+            supervise(name, run), name=f"servicebus-telemetry-{name}"
+        )
+        self._tasks.append(task)
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self.store is not None:
+            # Bounded: a Redis that is down must not hold up the worker's exit.
+            if self.record:
+                recorder.configure(active=False)
+                await _bounded(recorder.flush(self.store))
+            if self.heartbeat is not None:
+                await _bounded(self.heartbeat.remove())
+        if self._metrics_server is not None:
+            self._metrics_server.shutdown()
