@@ -11,13 +11,12 @@ from typing import Any
 
 def default_hooks() -> list[Any]:
     """The hooks a servicebus process installs unless told otherwise (cheap, always safe)."""
-    from servicebus.telemetry import prometheus
+    from servicebus.telemetry import prometheus, tracing
     from servicebus.telemetry.logs import access_log, drop_log
     from servicebus.telemetry.records import recorder
     from servicebus.telemetry.stats import stats
 
     hooks: list[Any] = [stats, access_log, drop_log, recorder]
-    metrics = prometheus.hook()
-    if metrics is not None:
-        hooks.append(metrics)
+    # Optional extras: each is None when its library is missing (or TRACING is off).
+    hooks += [h for h in (prometheus.hook(), tracing.hook()) if h is not None]
     return hooks

@@ -10,7 +10,7 @@ OTHER = "_other"
 MAX_LENGTH = 64
 # Distinct (service, method) and per-method codes kept before folding into UNKNOWN/OTHER.
 MAX_METHODS = 500
-MAX_CODES = 32
+MAX_CODES = 100
 _SAFE = re.compile(r"^[A-Za-z0-9_.:/-]{1,129}$")  # service/method, each <= 64
 # Codes a caller may see for a method the callee does not have: never a new label.
 NOT_A_METHOD = frozenset({"method_not_found"})

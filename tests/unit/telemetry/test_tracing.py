@@ -1,0 +1,86 @@
+"""The tracing hook with the OTel SDK's in-memory exporter: spans, parents, headers, status."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from django.test import override_settings
+
+pytest.importorskip("opentelemetry.sdk")
+
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import (
+    InMemorySpanExporter,
+)
+from opentelemetry.trace import SpanKind, StatusCode
+
+from servicebus.telemetry import tracing
+from tests.unit.telemetry.helpers import Info
+
+Traced = tuple[tracing.TracingHook, InMemorySpanExporter]
+
+
+@pytest.fixture
+def traced() -> Traced:
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    return tracing.TracingHook(provider), exporter
+
+
+def test_client_server_nested_chain(
+    traced: tuple[tracing.TracingHook, InMemorySpanExporter],
+) -> None:
+    hook, exporter = traced
+    # Caller A calls B; B's handler calls C with an inherited, stale traceparent.
+    a_call = Info(kind="client", service="b", method="work", headers={})
+    hook.client_start(a_call)
+    assert a_call.headers["traceparent"].startswith("00-")
+    b_serve = Info(kind="server", service="b", method="work", headers=dict(a_call.headers))
+    hook.server_start(b_serve)
+    stale = "00-11111111111111111111111111111111-2222222222222222-01"
+    b_call = Info(kind="client", service="c", method="leaf", headers={"traceparent": stale})
+    hook.client_start(b_call)
+    assert b_call.headers["traceparent"] != stale
+    c_serve = Info(kind="server", service="c", method="leaf", headers=dict(b_call.headers),
+                   code="out_of_stock")  # fmt: skip
+    hook.server_start(c_serve)
+    hook.server_end(c_serve)
+    b_call.code = "out_of_stock"
+    hook.client_end(b_call)
+    hook.server_end(b_serve)
+    hook.client_end(a_call)
+    spans = {(s.name, s.kind): s for s in exporter.get_finished_spans()}
+    a = spans[("b/work", SpanKind.CLIENT)]
+    b = spans[("b/work", SpanKind.SERVER)]
+    bc = spans[("c/leaf", SpanKind.CLIENT)]
+    c = spans[("c/leaf", SpanKind.SERVER)]
+    assert len({s.context.trace_id for s in (a, b, bc, c)}) == 1
+    assert b.parent.span_id == a.context.span_id
+    assert bc.parent.span_id == b.context.span_id
+    assert c.parent.span_id == bc.context.span_id
+    assert c.status.status_code is StatusCode.ERROR and bc.status.status_code is StatusCode.ERROR
+    assert b.status.status_code is StatusCode.UNSET
+    assert c.attributes["rpc.system"] == "servicebus"
+    assert c.attributes["rpc.service"] == "c" and c.attributes["rpc.method"] == "leaf"
+    assert c.attributes["servicebus.code"] == "out_of_stock"
+
+
+def test_span_times_come_from_the_call(
+    traced: tuple[tracing.TracingHook, InMemorySpanExporter],
+) -> None:
+    hook, exporter = traced
+    info = Info(kind="server", started=time.time() - 1, duration=0.25)
+    hook.server_start(info)
+    hook.server_end(info)
+    [span] = exporter.get_finished_spans()
+    assert span.end_time - span.start_time == pytest.approx(0.25e9, rel=1e-3)
+
+
+def test_switch_off() -> None:
+    with override_settings(SERVICEBUS={"TRACING": False}):
+        assert tracing.hook() is None
+    with override_settings(SERVICEBUS={"TRACING": True}):
+        assert isinstance(tracing.hook(), tracing.TracingHook)
