@@ -2,7 +2,9 @@
 
 ``_ping`` (who is there), ``_info`` (what it offers), ``_stats`` (how it is doing), as NATS
 micro's ``$SRV.PING/INFO/STATS``. The dispatcher finds them in
-``servicebus.hooks.builtin_methods``; each is a cheap sync ``fn(service, request) -> body``.
+``servicebus.hooks.builtin_methods``; each is a cheap sync ``fn(request) -> body``. The
+Service objects are found by name: ``register_service`` (the worker runtime registers the
+services it serves).
 """
 
 from __future__ import annotations
@@ -19,12 +21,19 @@ if TYPE_CHECKING:
     from servicebus.request import Request
     from servicebus.service import Service
 
-Builtin = Callable[["Service", "Request"], Any]
+Builtin = Callable[["Request"], Any]
+
+_services: dict[str, Service] = {}
 
 
-def ping(service: Service, request: Request) -> dict[str, Any]:
+def register_service(service: Service) -> None:
+    """Let ``_info`` describe ``service``'s methods."""
+    _services[service.name] = service
+
+
+def ping(request: Request) -> dict[str, Any]:
     """``_ping``: the service's name and this instance's id."""
-    return {"service": service.name, "instance": instance_id()}
+    return {"service": request.service, "instance": instance_id()}
 
 
 def _first_doc_line(fn: Any) -> str:
@@ -38,9 +47,11 @@ def _schemas(handler: Any) -> tuple[Any, Any]:
     return None, None
 
 
-def describe_methods(service: Service) -> list[dict[str, Any]]:
+def describe_methods(service: Service | None) -> list[dict[str, Any]]:
     """Each user method: name, first docstring line, request and response JSON Schemas."""
-    out = []
+    out: list[dict[str, Any]] = []
+    if service is None:
+        return out
     for name, handler in sorted(service.handlers.items()):
         request_schema, response_schema = _schemas(handler)
         out.append(
@@ -54,21 +65,21 @@ def describe_methods(service: Service) -> list[dict[str, Any]]:
     return out
 
 
-def info(service: Service, request: Request) -> dict[str, Any]:
+def info(request: Request) -> dict[str, Any]:
     """``_info``: identity, version and the service's methods with docs and schemas."""
     return {
-        "service": service.name,
+        "service": request.service,
         "instance": instance_id(),
         "host": HOST,
         "pid": os.getpid(),
         "version": VERSION,
-        "methods": describe_methods(service),
+        "methods": describe_methods(_services.get(request.service)),
     }
 
 
-def stats_body(service: Service, request: Request) -> dict[str, Any]:
+def stats_body(request: Request) -> dict[str, Any]:
     """``_stats``: this instance's counts by code, p50/p99, in-flight, concurrency, uptime."""
-    return stats.snapshot(service.name)
+    return stats.snapshot(request.service)
 
 
 BUILTINS: dict[str, Builtin] = {"_ping": ping, "_info": info, "_stats": stats_body}

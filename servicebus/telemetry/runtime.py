@@ -1,7 +1,7 @@
 """What a worker process runs beside its handlers: heartbeat, record flusher, /metrics.
 
-``async with WorkerTelemetry(layer, {"inventory": "inventory.request"}, concurrency=64):``
-around the worker's run (runworker does this). Each background task is supervised: an
+``async with WorkerTelemetry(layer, {"inventory.request": inventory}, concurrency=64):``
+around the worker's run (runworker does this; the targets are the worker's). Each background task is supervised: an
 error is logged and the task restarts after a pause; none of them can stop the worker.
 """
 
@@ -48,14 +48,22 @@ class WorkerTelemetry:
     def __init__(
         self,
         layer: Any,
-        services: Mapping[str, str],
+        targets: Mapping[str, Any],
         *,
         concurrency: int,
         metrics_port: int | None = None,
         store: Store | None = None,
     ) -> None:
+        from servicebus.service import Service
+        from servicebus.telemetry.builtins import register_service
+
         settings = get_settings()
-        self.services = dict(services)
+        # service name -> request channel, for the Services among the targets.
+        services = {t.name: ch for ch, t in targets.items() if isinstance(t, Service)}
+        for target in targets.values():
+            if isinstance(target, Service):
+                register_service(target)
+        self.services = services
         self.concurrency = concurrency
         self.metrics_port = metrics_port
         self.store = store if store is not None else store_for(layer)

@@ -132,9 +132,14 @@ def test_builtins_ping_info_stats() -> None:
     async def other(request: Request) -> None:
         return None
 
-    request = Request(method="_info", body=None, correlation_id="c", deadline=time.time() + 5)
-    assert builtins.ping(svc, request) == {"service": "inventory", "instance": instance_id()}
-    body = builtins.info(svc, request)
+    request = Request(
+        method="_info", body=None, correlation_id="c", deadline=time.time() + 5,
+        service="inventory",
+    )  # fmt: skip
+    assert builtins.ping(request) == {"service": "inventory", "instance": instance_id()}
+    assert builtins.info(request)["methods"] == []  # not registered: nothing to describe
+    builtins.register_service(svc)
+    body = builtins.info(request)
     assert body["service"] == "inventory" and body["pid"] > 0 and body["version"]
     assert body["methods"] == [
         {"name": "allocate", "doc": "Reserve stock for an order.", "request_schema": None,
@@ -143,4 +148,4 @@ def test_builtins_ping_info_stats() -> None:
     ]  # fmt: skip
     stats.reset()
     handled(stats)
-    assert builtins.stats_body(svc, request)["methods"]["allocate"]["count"] == 1
+    assert builtins.stats_body(request)["methods"]["allocate"]["count"] == 1
