@@ -1,8 +1,9 @@
 """What a worker process runs beside its handlers: heartbeat, record flusher, /metrics.
 
 ``async with WorkerTelemetry(layer, {"inventory.request": inventory}, concurrency=64):``
-around the worker's run (runworker does this; the targets are the worker's). Each background task is supervised: an
-error is logged and the task restarts after a pause; none of them can stop the worker.
+around the worker's run (runworker does this; the targets are the worker's). Each
+background task is supervised: an error is logged and the task restarts after a pause;
+none of them can stop the worker.
 """
 
 from __future__ import annotations

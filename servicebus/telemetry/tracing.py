@@ -11,6 +11,8 @@ span status to ERROR. ``SERVICEBUS["TRACING"] = False`` switches it off. Without
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from servicebus.telemetry.identity import VERSION
@@ -123,3 +125,33 @@ def get_tracing_enabled() -> bool:
     from servicebus.conf import get_settings
 
     return trace is not None and get_settings().TRACING
+
+
+@contextlib.contextmanager
+def consuming(topic: str, events: Sequence[Any]) -> Iterator[None]:
+    """A CONSUMER span around handling outbox ``events``, child of the publisher's context.
+
+    One event: its span's parent is the publishing span (from the event headers); a batch:
+    the span links to every event's context. Nothing happens with TRACING off.
+    """
+    if not get_tracing_enabled() or not events:
+        yield
+        return
+    contexts = [propagate.extract(dict(e.headers or {})) for e in events]
+    tracer = trace.get_tracer("servicebus", VERSION)
+    attributes: dict[str, Any] = {
+        "messaging.system": "servicebus",
+        "messaging.destination.name": topic,
+        "messaging.batch.message_count": len(events),
+    }
+    if len(events) == 1:
+        span = tracer.start_span(
+            f"{topic} process", context=contexts[0], kind=SpanKind.CONSUMER, attributes=attributes
+        )
+    else:
+        links = [trace.Link(trace.get_current_span(c).get_span_context()) for c in contexts]
+        span = tracer.start_span(
+            f"{topic} process", kind=SpanKind.CONSUMER, attributes=attributes, links=links
+        )
+    with trace.use_span(span, end_on_exit=True):
+        yield
