@@ -66,17 +66,20 @@ class CallRecorder:
         self.active, self.sample, self.maxlen = active, sample, maxlen
 
     def _append(self, info: CallInfo, kind: str) -> None:
+        cut = labels.MAX_LENGTH
         self.buffer.append(
             (
                 info.correlation_id,
                 info.parent_id,
                 info.request_id,
                 info.service,
-                labels.method_label(info.service, info.method, info.code),
-                (info.caller or "")[: labels.MAX_LENGTH],
+                # Truncated, not folded: the stream is capped anyway, and a trace should
+                # show the real names (an unknown method is still `_unknown`).
+                labels.UNKNOWN if info.code in labels.NOT_A_METHOD else info.method[:cut],
+                (info.caller or "")[:cut],
                 round(info.started, 6),
                 round(info.duration * 1000, 3),
-                labels.code_label(info.code),
+                info.code[:cut],
                 kind,
                 instance_id(),
             )
