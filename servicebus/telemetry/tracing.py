@@ -128,7 +128,7 @@ def get_tracing_enabled() -> bool:
 
 
 @contextlib.contextmanager
-def consuming(topic: str, events: Sequence[Any]) -> Iterator[None]:
+def consuming(topic: str, events: Sequence[Any], tracer_provider: Any = None) -> Iterator[None]:
     """A CONSUMER span around handling outbox ``events``, child of the publisher's context.
 
     One event: its span's parent is the publishing span (from the event headers); a batch:
@@ -138,7 +138,7 @@ def consuming(topic: str, events: Sequence[Any]) -> Iterator[None]:
         yield
         return
     contexts = [propagate.extract(dict(e.headers or {})) for e in events]
-    tracer = trace.get_tracer("servicebus", VERSION)
+    tracer = trace.get_tracer("servicebus", VERSION, tracer_provider=tracer_provider)
     attributes: dict[str, Any] = {
         "messaging.system": "servicebus",
         "messaging.destination.name": topic,

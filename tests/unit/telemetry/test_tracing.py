@@ -86,37 +86,25 @@ def test_switch_off() -> None:
         assert isinstance(tracing.hook(), tracing.TracingHook)
 
 
-@pytest.fixture(scope="module")
-def global_exporter() -> InMemorySpanExporter:
-    """The process-wide SDK provider (set once per process) with an in-memory exporter."""
-    from opentelemetry import trace
-
-    exporter = InMemorySpanExporter()
-    provider = trace.get_tracer_provider()
-    if not isinstance(provider, TracerProvider):
-        provider = TracerProvider()
-        trace.set_tracer_provider(provider)
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
-    return exporter
-
-
-def test_outbox_events_carry_the_trace(global_exporter: InMemorySpanExporter) -> None:
-    from opentelemetry import trace
-
+def test_outbox_events_carry_the_trace() -> None:
+    # A local provider: a process-wide one would put traceparent into every other test.
     from servicebus.outbox.codec import Event
 
-    tracer = trace.get_tracer("test")
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    tracer = provider.get_tracer("test")
     with tracer.start_as_current_span("publisher") as publisher:
         headers = tracing.inject({"correlation_id": "c1"})
     assert headers["traceparent"].split("-")[2] == format(
         publisher.get_span_context().span_id, "016x"
     )
     one = Event(id="1", topic="t", key="k", payload={}, headers=headers, created_at="")
-    with tracing.consuming("t", [one]):
+    with tracing.consuming("t", [one], provider):
         pass
-    with tracing.consuming("t", [one, one]):
+    with tracing.consuming("t", [one, one], provider):
         pass
-    single, batch = [s for s in global_exporter.get_finished_spans() if s.name == "t process"]
+    single, batch = [s for s in exporter.get_finished_spans() if s.name == "t process"]
     assert single.parent.span_id == publisher.get_span_context().span_id
     assert single.context.trace_id == publisher.get_span_context().trace_id
     assert [link.context.span_id for link in batch.links] == [
