@@ -11,3 +11,6 @@ class ServiceBusConfig(AppConfig):
 
     def ready(self) -> None:
         from servicebus import checks  # noqa: F401  (registers the system checks)
+        from servicebus.telemetry import install_defaults
+
+        install_defaults()

@@ -20,3 +20,28 @@ def default_hooks() -> list[Any]:
     # Optional extras: each is None when its library is missing (or TRACING is off).
     hooks += [h for h in (prometheus.hook(), tracing.hook()) if h is not None]
     return hooks
+
+
+_installed: list[Any] = []
+
+
+def install_defaults() -> None:
+    """Install the default hooks and the ``_ping``/``_info``/``_stats`` bodies (idempotent)."""
+    from servicebus import hooks
+    from servicebus.telemetry.builtins import BUILTINS
+
+    hooks.builtin_methods.update(BUILTINS)
+    if _installed:
+        return
+    for hook in default_hooks():
+        hooks.install(hook)
+        _installed.append(hook)
+
+
+def uninstall_defaults() -> None:
+    """Remove the hooks ``install_defaults`` installed (tests, benchmarks)."""
+    from servicebus import hooks
+
+    for hook in _installed:
+        hooks.uninstall(hook)
+    _installed.clear()

@@ -52,7 +52,7 @@ class WorkerTelemetry:
         targets: Mapping[str, Any],
         *,
         concurrency: int,
-        metrics_port: int | None = None,
+        metrics_port: str | int | None = None,
         store: Store | None = None,
     ) -> None:
         from servicebus.service import Service

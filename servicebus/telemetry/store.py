@@ -77,6 +77,22 @@ class RedisStore:
             await client.aclose()
 
 
+class LayerStore:
+    """A Store over our layer's raw command API (routed to the shard owning the key)."""
+
+    def __init__(self, layer: Any) -> None:
+        self.layer = layer
+        self.prefix: str = layer.prefix
+
+    async def command(self, key: str, *args: Any) -> Any:
+        """Run one command on the shard owning ``key``."""
+        return await self.layer.command(key, *args)
+
+    async def pipeline(self, key: str, commands: Sequence[Sequence[Any]]) -> list[Any]:
+        """Run ``commands`` in one round trip on the shard owning ``key``."""
+        return list(await self.layer.pipeline(key, [list(c) for c in commands]))
+
+
 _stores: weakref.WeakKeyDictionary[Any, Store | None] = weakref.WeakKeyDictionary()
 
 
@@ -89,9 +105,11 @@ def store_for(layer: Any) -> Store | None:
 
     from servicebus.layers import RedisChannelLayer
 
-    if isinstance(layer, RedisChannelLayer | StockLayer) and layer.hosts:
-        # Interim, until the transport's command/pipeline lands: the first host's address
-        # (telemetry keys share one hash tag, so one shard holds them all).
+    if isinstance(layer, RedisChannelLayer):
+        store = LayerStore(layer)
+    elif isinstance(layer, StockLayer) and layer.hosts:
+        # The stock layer has no raw command API: a client of its first host (telemetry
+        # keys share one hash tag, so one shard holds them all).
         host = dict(layer.hosts[0])
         address = host.pop("address", None)
         if isinstance(address, str):
