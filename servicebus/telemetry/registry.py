@@ -70,7 +70,7 @@ class Heartbeat:
         now = time.time()
         services = {}
         for name, channel in self.services.items():
-            summary = dict(stats.snapshot(name, now))
+            summary = dict(stats.snapshot(name, now, fresh=True))
             waiting, capacity = backlog.get(channel, (None, None))
             summary.update(channel=channel, backlog=waiting, capacity=capacity)
             services[name] = summary

@@ -23,7 +23,7 @@ BOUNDS: tuple[float, ...] = tuple(1e-4 * 1.25**i for i in range(62))
 NBUCKETS = len(BOUNDS) + 1  # the last one holds anything slower
 WINDOW_STEP, WINDOW_SLOTS = 10.0, 6  # p50/p99 and rates over the last minute
 HISTORY_STEP, HISTORY_POINTS = 15.0, 60  # sparklines: 15 minutes in 15 s points
-SNAPSHOT_TTL = 1.0  # `_stats` and the heartbeat reuse a snapshot this young (flood-safe)
+SNAPSHOT_TTL = 0.5  # `_stats` reuses a snapshot this young: a flood costs one build per TTL
 
 
 def bucket_of(duration: float) -> int:
@@ -190,11 +190,13 @@ class Stats:
             self.drops[labels.reason_label(reason)] += count
 
     # -- reading ---------------------------------------------------------------------
-    def snapshot(self, service: str, now: float | None = None) -> dict[str, Any]:
-        """The ``_stats`` body for ``service``; reused for SNAPSHOT_TTL seconds."""
+    def snapshot(
+        self, service: str, now: float | None = None, fresh: bool = False
+    ) -> dict[str, Any]:
+        """The ``_stats`` body for ``service``; reused for SNAPSHOT_TTL s unless ``fresh``."""
         now = time.time() if now is None else now
         cached = self._cache.get(service)
-        if cached is not None and 0 <= now - cached[0] < SNAPSHOT_TTL:
+        if not fresh and cached is not None and 0 <= now - cached[0] < SNAPSHOT_TTL:
             return cached[1]
         with self._lock:
             body = self._build(service, now)
