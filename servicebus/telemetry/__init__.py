@@ -11,14 +11,19 @@ from typing import Any
 
 def default_hooks() -> list[Any]:
     """The hooks a servicebus process installs unless told otherwise (cheap, always safe)."""
+    from servicebus.conf import get_settings
     from servicebus.telemetry import prometheus, tracing
     from servicebus.telemetry.logs import access_log, drop_log
     from servicebus.telemetry.records import recorder
     from servicebus.telemetry.stats import stats
 
     hooks: list[Any] = [stats, access_log, drop_log, recorder]
-    # Optional extras: each is None when its library is missing (or TRACING is off).
-    hooks += [h for h in (prometheus.hook(), tracing.hook()) if h is not None]
+    if get_settings().METRICS:
+        # Prometheus reads the stats hook at scrape time: no hook of its own per call.
+        prometheus.enable()
+    tracer = tracing.hook()  # None when opentelemetry-api is missing or TRACING is off
+    if tracer is not None:
+        hooks.append(tracer)
     return hooks
 
 
@@ -26,12 +31,16 @@ _installed: list[Any] = []
 
 
 def install_defaults() -> None:
-    """Install the default hooks and the ``_ping``/``_info``/``_stats`` bodies (idempotent)."""
+    """Install the default hooks and the ``_ping``/``_info``/``_stats`` bodies (idempotent).
+
+    ``SERVICEBUS["TELEMETRY"] = False`` installs the built-in methods only.
+    """
     from servicebus import hooks
+    from servicebus.conf import get_settings
     from servicebus.telemetry.builtins import BUILTINS
 
     hooks.builtin_methods.update(BUILTINS)
-    if _installed:
+    if _installed or not get_settings().TELEMETRY:
         return
     for hook in default_hooks():
         hooks.install(hook)

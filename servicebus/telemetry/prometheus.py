@@ -1,152 +1,153 @@
-"""Prometheus metrics (extra ``servicebus[prometheus]``): the hook and the /metrics server.
+"""Prometheus metrics (extra ``servicebus[prometheus]``): a collector over the stats hook.
 
 Series (a contract, docs/operations.md): ``servicebus_requests_total{service,method,code}``,
 ``servicebus_request_duration_seconds{service,method}``, ``servicebus_inflight_requests
 {service}``, ``servicebus_worker_concurrency{service}``, ``servicebus_calls_total{service,
 method,code}``, ``servicebus_call_duration_seconds{service,method}``,
-``servicebus_dropped_total{reason}``, ``servicebus_channel_backlog{channel}``. Label values
-are bounded (servicebus.telemetry.labels): an unknown method is ``_unknown``.
+``servicebus_dropped_total{reason}``, ``servicebus_channel_backlog{channel}``.
+
+Nothing runs per call here: the stats hook already counts every outcome in fixed latency
+buckets, and a scrape turns those counts into series. Label values are the stats hook's
+bounded ones (servicebus.telemetry.labels): an unknown method is ``_unknown``.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterator
 from typing import Any
 
-from servicebus.telemetry import labels
-from servicebus.telemetry.types import CallInfo
+from servicebus.telemetry.stats import BOUNDS, Stats, stats
 
 try:
     import prometheus_client
-except ImportError:  # the extra is not installed: hook() is None, metrics are off
+    from prometheus_client.core import (
+        CounterMetricFamily,
+        GaugeMetricFamily,
+        HistogramMetricFamily,
+    )
+except ImportError:  # the extra is not installed: metrics are off
     prometheus_client = None  # type: ignore[assignment]
 
 MISSING = "metrics need prometheus_client: install the extra servicebus[prometheus]"
-# RPC over Redis on loopback answers in well under a millisecond: start the buckets low.
-BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+# Histogram `le` bounds: every 4th stats bucket (x2.44 apart, 100 µs to 65 s), so the
+# cumulative counts are exact, not interpolated.
+LE_INDEXES = tuple(range(0, len(BOUNDS), 4))
 
 
-class PrometheusHook:
-    """Hook: counts and times every handled request and every call; drops by reason."""
+def _le(index: int) -> str:
+    return repr(round(BOUNDS[index], 6))
 
-    def __init__(self, registry: Any = None) -> None:
-        assert prometheus_client is not None
-        p = prometheus_client
-        registry = registry or p.REGISTRY
-        self.requests = p.Counter(
-            "servicebus_requests_total",
+
+def _buckets(hist: list[int]) -> list[tuple[str, float]]:
+    out: list[tuple[str, float]] = []
+    seen, at = 0, 0
+    for index in LE_INDEXES:
+        while at <= index:
+            seen += hist[at]
+            at += 1
+        out.append((_le(index), float(seen)))
+    out.append(("+Inf", float(sum(hist))))
+    return out
+
+
+class StatsCollector:
+    """A Prometheus collector that reads ``Stats.export()`` at scrape time."""
+
+    def __init__(self, source: Stats) -> None:
+        self.source = source
+
+    def describe(self) -> list[Any]:
+        """No fixed description: series appear as calls are made (no registration scrape)."""
+        return []
+
+    def collect(self) -> Iterator[Any]:
+        """The eight servicebus series from the current figures."""
+        data = self.source.export()
+        requests = CounterMetricFamily(
+            "servicebus_requests",
             "Requests handled, by outcome code (ok or the error code).",
-            ["service", "method", "code"],
-            registry=registry,
+            labels=["service", "method", "code"],
         )
-        self.request_duration = p.Histogram(
+        durations = HistogramMetricFamily(
             "servicebus_request_duration_seconds",
             "Time to handle a request, from dispatch to reply.",
-            ["service", "method"],
-            buckets=BUCKETS,
-            registry=registry,
+            labels=["service", "method"],
         )
-        self.inflight = p.Gauge(
-            "servicebus_inflight_requests",
-            "Requests being handled now.",
-            ["service"],
-            registry=registry,
+        inflight = GaugeMetricFamily(
+            "servicebus_inflight_requests", "Requests being handled now.", labels=["service"]
         )
-        self.concurrency = p.Gauge(
+        concurrency = GaugeMetricFamily(
             "servicebus_worker_concurrency",
             "Requests a worker handles at once.",
-            ["service"],
-            registry=registry,
+            labels=["service"],
         )
-        self.calls = p.Counter(
-            "servicebus_calls_total",
+        for service, svc in sorted(data["services"].items()):
+            inflight.add_metric([service], svc["in_flight"])
+            if svc["concurrency"]:
+                concurrency.add_metric([service], svc["concurrency"])
+            for method, codes in sorted(svc["codes"].items()):
+                for code, count in sorted(codes.items()):
+                    requests.add_metric([service, method, code], count)
+                durations.add_metric(
+                    [service, method],
+                    buckets=_buckets(svc["latency"][method]),
+                    sum_value=svc["seconds"][method],
+                )
+        calls = CounterMetricFamily(
+            "servicebus_calls",
             "Calls made, by outcome code (ok, timeout, backpressure, unavailable, ...).",
-            ["service", "method", "code"],
-            registry=registry,
+            labels=["service", "method", "code"],
         )
-        self.call_duration = p.Histogram(
+        for (service, method, code), count in sorted(data["calls"].items()):
+            calls.add_metric([service, method, code], count)
+        call_durations = HistogramMetricFamily(
             "servicebus_call_duration_seconds",
             "Time from sending a request to its reply or error.",
-            ["service", "method"],
-            buckets=BUCKETS,
-            registry=registry,
+            labels=["service", "method"],
         )
-        self.dropped_total = p.Counter(
-            "servicebus_dropped_total",
-            "Messages the bus dropped, by reason (expired, malformed, late_reply, ...).",
-            ["reason"],
-            registry=registry,
+        for (service, method), hist in sorted(data["call_latency"].items()):
+            call_durations.add_metric(
+                [service, method],
+                buckets=_buckets(hist),
+                sum_value=data["call_seconds"][(service, method)],
+            )
+        dropped = CounterMetricFamily(
+            "servicebus_dropped",
+            "Messages the bus dropped, by reason (expired, malformed, late, ...).",
+            labels=["reason"],
         )
-        self.backlog = p.Gauge(
+        for reason, count in sorted(data["drops"].items()):
+            dropped.add_metric([reason], count)
+        backlog = GaugeMetricFamily(
             "servicebus_channel_backlog",
             "Messages waiting in a request channel.",
-            ["channel"],
-            registry=registry,
+            labels=["channel"],
         )
-        # Label children cached by their values: .labels() takes a lock and builds a key.
-        self._children: dict[tuple[Any, ...], Any] = {}
-        self._lock = threading.Lock()
-
-    def _child(self, metric: Any, *values: str) -> Any:
-        key = (id(metric), *values)
-        child = self._children.get(key)
-        if child is None:
-            with self._lock:
-                child = self._children[key] = metric.labels(*values)
-        return child
-
-    def server_start(self, info: CallInfo) -> None:
-        """One more request in flight."""
-        self._child(self.inflight, info.service).inc()
-
-    def server_end(self, info: CallInfo) -> None:
-        """Count and time a handled request."""
-        method = labels.method_label(info.service, info.method, info.code)
-        code = labels.code_label(info.code)
-        self._child(self.inflight, info.service).dec()
-        self._child(self.requests, info.service, method, code).inc()
-        self._child(self.request_duration, info.service, method).observe(info.duration)
-
-    def client_end(self, info: CallInfo) -> None:
-        """Count and time a call this process made."""
-        method = labels.method_label(info.service, info.method, info.code)
-        self._child(self.calls, info.service, method, labels.code_label(info.code)).inc()
-        self._child(self.call_duration, info.service, method).observe(info.duration)
-
-    def dropped(self, reason: str, where: str, count: int) -> None:
-        """Count dropped messages by reason."""
-        self._child(self.dropped_total, labels.reason_label(reason)).inc(count)
+        for channel, waiting in sorted(data["backlog"].items()):
+            backlog.add_metric([channel], waiting)
+        yield from (requests, durations, inflight, concurrency, calls, call_durations, dropped,
+                    backlog)  # fmt: skip
 
 
-_hook: PrometheusHook | None = None
-_hook_lock = threading.Lock()
+_registered: dict[int, StatsCollector] = {}
+_lock = threading.Lock()
 
 
-def hook() -> PrometheusHook | None:
-    """The process's Prometheus hook (created once), or None without prometheus_client."""
-    global _hook
+def enable(registry: Any = None) -> bool:
+    """Expose the stats as Prometheus series in ``registry`` (default: the global one), once.
+
+    False when prometheus_client is not installed.
+    """
     if prometheus_client is None:
-        return None
-    with _hook_lock:
-        if _hook is None:
-            _hook = PrometheusHook()
-    return _hook
-
-
-def set_concurrency(services: Iterable[str], concurrency: int) -> None:
-    """Publish the worker's concurrency for each service it serves."""
-    h = hook()
-    if h is not None:
-        for service in services:
-            h.concurrency.labels(service).set(concurrency)
-
-
-def set_backlog(channel: str, waiting: int) -> None:
-    """Publish a request channel's backlog (the heartbeat measures it)."""
-    h = hook()
-    if h is not None:
-        h.backlog.labels(channel).set(waiting)
+        return False
+    registry = registry or prometheus_client.REGISTRY
+    with _lock:
+        if id(registry) not in _registered:
+            collector = StatsCollector(stats)
+            registry.register(collector)
+            _registered[id(registry)] = collector
+    return True
 
 
 def parse_address(value: str) -> tuple[str, int]:
@@ -158,10 +159,8 @@ def parse_address(value: str) -> tuple[str, int]:
 def serve(address: str | int) -> Any:
     """Serve GET /metrics on ``[ADDR:]PORT`` in a daemon thread; returns the server."""
     if prometheus_client is None:
-        raise RuntimeError(
-            "--metrics-port needs prometheus_client: pip install servicebus[prometheus]"
-        )
-    hook()
+        raise RuntimeError(MISSING)
+    enable()
     addr, port = parse_address(str(address))
     server, _thread = prometheus_client.start_http_server(port, addr=addr)
     return server
@@ -170,8 +169,6 @@ def serve(address: str | int) -> Any:
 def exposition() -> tuple[bytes, str]:
     """(body, content type) of the current metrics, for the Django view."""
     if prometheus_client is None:
-        raise RuntimeError(
-            "the metrics view needs prometheus_client: pip install servicebus[prometheus]"
-        )
-    hook()
+        raise RuntimeError(MISSING)
+    enable()
     return prometheus_client.generate_latest(), prometheus_client.CONTENT_TYPE_LATEST

@@ -68,18 +68,13 @@ class WorkerTelemetry:
         self.concurrency = concurrency
         self.metrics_port = metrics_port
         self.store = store if store is not None else store_for(layer)
-        on_backlog = None
-        if metrics_port is not None:
-            from servicebus.telemetry import prometheus
-
-            on_backlog = prometheus.set_backlog
         self.heartbeat = (
             Heartbeat(
                 self.store,
                 services,
                 layer=layer,
                 interval=settings.HEARTBEAT_INTERVAL,
-                on_backlog=on_backlog,
+                on_backlog=stats.set_backlog,
             )
             if self.store is not None
             else None
@@ -96,7 +91,6 @@ class WorkerTelemetry:
             from servicebus.telemetry import prometheus
 
             self._metrics_server = prometheus.serve(self.metrics_port)
-            prometheus.set_concurrency(self.services, self.concurrency)
         if self.heartbeat is not None:
             self._spawn("heartbeat", self.heartbeat.run)
         if self.record and self.store is not None:

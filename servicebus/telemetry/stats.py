@@ -130,6 +130,9 @@ class ServiceStats:
         self.codes: dict[str, Counter[str]] = {}
         self.windows: dict[str, Ring] = {}
         self.history = Ring(HISTORY_STEP, HISTORY_POINTS)
+        # Since start, per method: latency bucket counts and total seconds (Prometheus).
+        self.latency: dict[str, list[int]] = {}
+        self.seconds: dict[str, float] = {}
 
 
 class Stats:
@@ -139,7 +142,11 @@ class Stats:
         self._lock = threading.Lock()
         self.services: dict[str, ServiceStats] = {}
         self.calls: Counter[tuple[str, str, str]] = Counter()
+        # Calls this process made, per (service, method): latency buckets and total seconds.
+        self.call_latency: dict[tuple[str, str], list[int]] = {}
+        self.call_seconds: dict[tuple[str, str], float] = {}
         self.drops: Counter[str] = Counter()
+        self.backlog: dict[str, int] = {}
         self._cache: dict[str, tuple[float, dict[str, Any]]] = {}
 
     def _service(self, name: str) -> ServiceStats:
@@ -152,6 +159,32 @@ class Stats:
         """Record how many requests of ``service`` this process handles at once."""
         with self._lock:
             self._service(service).concurrency = concurrency
+
+    def set_backlog(self, channel: str, waiting: int) -> None:
+        """Record how many messages wait in a request channel (the heartbeat measures it)."""
+        with self._lock:
+            self.backlog[channel] = waiting
+
+    def export(self) -> dict[str, Any]:
+        """A consistent copy of the since-start figures (the Prometheus collector reads it)."""
+        with self._lock:
+            return {
+                "services": {
+                    name: {
+                        "in_flight": svc.in_flight,
+                        "concurrency": svc.concurrency,
+                        "codes": {m: dict(c) for m, c in svc.codes.items()},
+                        "latency": {m: list(h) for m, h in svc.latency.items()},
+                        "seconds": dict(svc.seconds),
+                    }
+                    for name, svc in self.services.items()
+                },
+                "calls": dict(self.calls),
+                "call_latency": {k: list(h) for k, h in self.call_latency.items()},
+                "call_seconds": dict(self.call_seconds),
+                "drops": dict(self.drops),
+                "backlog": dict(self.backlog),
+            }
 
     # -- hook methods (servicebus.hooks) ---------------------------------------------
     def server_start(self, info: CallInfo) -> None:
@@ -173,7 +206,11 @@ class Stats:
             if counts is None:
                 counts = svc.codes[method] = Counter()
                 svc.windows[method] = Ring(WINDOW_STEP, WINDOW_SLOTS)
+                svc.latency[method] = [0] * NBUCKETS
+                svc.seconds[method] = 0.0
             counts[code] += 1
+            svc.latency[method][bucket] += 1
+            svc.seconds[method] += info.duration
             svc.windows[method].add(now, bucket, error)
             svc.history.add(now, bucket, error)
 
@@ -181,8 +218,14 @@ class Stats:
         """A call this process made ended: count it by outcome."""
         method = labels.method_label(info.service, info.method, info.code)
         key = (info.service, method, labels.code_label(info.code))
+        bucket = bisect_left(BOUNDS, info.duration)
         with self._lock:
             self.calls[key] += 1
+            hist = self.call_latency.get(key[:2])
+            if hist is None:
+                hist = self.call_latency[key[:2]] = [0] * NBUCKETS
+            hist[bucket] += 1
+            self.call_seconds[key[:2]] = self.call_seconds.get(key[:2], 0.0) + info.duration
 
     def dropped(self, reason: str, where: str, count: int) -> None:
         """The bus dropped ``count`` messages for ``reason``."""
@@ -244,7 +287,10 @@ class Stats:
         with self._lock:
             self.services.clear()
             self.calls.clear()
+            self.call_latency.clear()
+            self.call_seconds.clear()
             self.drops.clear()
+            self.backlog.clear()
             self._cache.clear()
 
 

@@ -53,11 +53,10 @@ class TracingHook:
     def client_start(self, info: CallInfo) -> None:
         """Start a CLIENT span (child of the current one) and put its context in the headers."""
         span = self.tracer.start_span(
-            f"{info.service}/{info.method}",
-            kind=SpanKind.CLIENT,
-            attributes=self._attributes(info),
-            start_time=_ns(info.started),
+            f"{info.service}/{info.method}", kind=SpanKind.CLIENT, start_time=_ns(info.started)
         )
+        if span.is_recording():  # a sampled-out span costs no attribute work
+            span.set_attributes(self._attributes(info))
         info.state[SPAN] = span
         # Replaces whatever traceparent the caller set: the parent is this span.
         info.headers.pop("traceparent", None)
@@ -73,15 +72,16 @@ class TracingHook:
     def server_start(self, info: CallInfo) -> None:
         """Start a SERVER span from the incoming trace context and make it current."""
         parent = propagate.extract(info.headers)
-        attributes = self._attributes(info)
-        attributes["servicebus.caller"] = info.caller
         span = self.tracer.start_span(
             f"{info.service}/{info.method}",
             context=parent,
             kind=SpanKind.SERVER,
-            attributes=attributes,
             start_time=_ns(info.started),
         )
+        if span.is_recording():
+            attributes = self._attributes(info)
+            attributes["servicebus.caller"] = info.caller
+            span.set_attributes(attributes)
         info.state[SPAN] = span
         info.state[TOKEN] = otel_context.attach(trace.set_span_in_context(span, parent))
 
@@ -98,9 +98,10 @@ class TracingHook:
             self._end(span, info)
 
     def _end(self, span: Any, info: CallInfo) -> None:
-        span.set_attribute("servicebus.code", info.code)
-        if info.code != "ok":
-            span.set_status(Status(StatusCode.ERROR, info.code))
+        if span.is_recording():
+            span.set_attribute("servicebus.code", info.code)
+            if info.code != "ok":
+                span.set_status(Status(StatusCode.ERROR, info.code))
         span.end(end_time=_ns(info.started + info.duration))
 
 
