@@ -64,6 +64,12 @@ async def measure(duration: float, warmup: float, inflight: int) -> Cell:
     return cell
 
 
+def cpu_seconds(pid: int) -> float:
+    """utime + stime of a process (all its threads), from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -81,6 +87,9 @@ def main(argv: list[str] | None = None) -> None:
         os.environ["BENCH_SAMPLE_RATIO"] = str(args.sample_ratio)
     modes = args.modes.split(",")
     rates: dict[str, list[float]] = {m: [] for m in modes}
+    # CPU per call of caller + worker + redis-server: steadier than calls/s on a shared
+    # machine (throughput at saturation goes with its inverse).
+    cpu: dict[str, list[float]] = {m: [] for m in modes}
     with RedisServer() as redis:
         os.environ["BENCH_REDIS_URL"] = redis.url
         os.environ["DJANGO_SETTINGS_MODULE"] = SETTINGS
@@ -103,12 +112,19 @@ def main(argv: list[str] | None = None) -> None:
                 worker.start(ready="worker serving", timeout=60)
                 try:
                     configure_caller(mode)
+                    pids = [os.getpid(), worker.proc.pid, redis.proc.pid]  # type: ignore[union-attr]
+                    before = [cpu_seconds(p) for p in pids]
                     cell = asyncio.run(measure(args.duration, args.warmup, args.inflight))
+                    used = sum(cpu_seconds(p) for p in pids) - sum(before)
                 finally:
                     worker.stop()
                 rates[mode].append(cell.rate)
+                # Warm-up calls are not counted in cell.calls but used CPU: scale them in.
+                calls = cell.calls * (args.duration + args.warmup) / args.duration
+                cpu[mode].append(used / max(calls, 1) * 1e6)
                 print(
                     f"round {round_ + 1} {mode:<8} {cell.rate:>8.0f} calls/s  "
+                    f"{cpu[mode][-1]:6.1f} µs CPU/call  "
                     f"p50 {cell.pct(0.5):6.2f} ms  p99 {cell.pct(0.99):6.2f} ms"
                     + (f"  errors={cell.errors} ({cell.first_error})" if cell.errors else ""),
                     flush=True,
@@ -127,7 +143,11 @@ def main(argv: list[str] | None = None) -> None:
             pairs = zip(rates[mode], rates["off"], strict=True)
             paired = statistics.median(r / o for r, o in pairs)
             ratio = f"  {median / base:.2f}x of off (median of per-round ratios {paired:.2f})"
-        print(f"  {mode:<8} {median:>8.0f}{ratio}")
+        per_call = statistics.median(cpu[mode])
+        cpu_ratio = ""
+        if cpu.get("off"):
+            cpu_ratio = f" (CPU-bound ratio {statistics.median(cpu['off']) / per_call:.2f})"
+        print(f"  {mode:<8} {median:>8.0f}{ratio}; {per_call:.1f} µs CPU/call{cpu_ratio}")
 
 
 if __name__ == "__main__":

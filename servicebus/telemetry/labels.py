@@ -41,6 +41,7 @@ class LabelSet:
         """Forget every admitted value (tests)."""
         with self._lock:
             self._seen.clear()
+            _method_labels.clear()
 
 
 methods = LabelSet(MAX_METHODS, UNKNOWN)
@@ -48,12 +49,21 @@ codes = LabelSet(MAX_CODES, OTHER)
 reasons = LabelSet(MAX_CODES, OTHER)
 
 
+# (service, method) -> label, for the pairs already decided: the hot path is one lookup.
+_method_labels: dict[tuple[str, str], str] = {}
+
+
 def method_label(service: str, method: str, code: str) -> str:
     """The method as a label: ``_unknown`` for a method that was not found or is odd."""
-    if code in NOT_A_METHOD or len(method) > MAX_LENGTH:
+    if code in NOT_A_METHOD:
         return UNKNOWN
-    key = methods.admit(f"{service}/{method}")
-    return method if key != UNKNOWN else UNKNOWN
+    label = _method_labels.get((service, method))
+    if label is None:
+        admitted = len(method) <= MAX_LENGTH and methods.admit(f"{service}/{method}") != UNKNOWN
+        label = method if admitted else UNKNOWN
+        if admitted or len(_method_labels) < MAX_METHODS:  # bounded like the label set
+            _method_labels[(service, method)] = label
+    return label
 
 
 def code_label(code: str) -> str:

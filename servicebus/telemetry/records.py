@@ -10,11 +10,12 @@ round trip, ``CHUNK`` records per stream entry, the stream capped with XADD MAXL
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import zlib
 from collections import deque
 from typing import Any
+
+import msgpack
 
 from servicebus.telemetry import labels
 from servicebus.telemetry import store as keys
@@ -81,7 +82,6 @@ class CallRecorder:
                 round(info.duration * 1000, 3),
                 info.code[:cut],
                 kind,
-                instance_id(),
             )
         )
 
@@ -103,9 +103,11 @@ class CallRecorder:
         if not items:
             return 0
         stream = keys.key(store, keys.CALLS)
+        me = instance_id()
+        # msgpack: several times cheaper than JSON for these small tuples.
         commands = [
-            ["XADD", stream, "MAXLEN", "~", self.maxlen, "*", "r",
-             json.dumps(items[i : i + CHUNK], separators=(",", ":"))]
+            ["XADD", stream, "MAXLEN", "~", self.maxlen, "*", "i", me, "r",
+             msgpack.packb(items[i : i + CHUNK])]
             for i in range(0, len(items), CHUNK)
         ]  # fmt: skip
         try:
@@ -133,12 +135,20 @@ class CallRecorder:
 def decode_entry(fields: dict[Any, Any]) -> list[dict[str, Any]]:
     """The records of one stream entry as dicts (skips anything malformed)."""
     raw = fields.get(b"r", fields.get("r"))
+    instance = fields.get(b"i", fields.get("i"))
+    if isinstance(instance, bytes):
+        instance = instance.decode(errors="replace")
     try:
-        rows = json.loads(raw or b"")
-    except (TypeError, ValueError):
+        rows = msgpack.unpackb(raw or b"", strict_map_key=True)
+    except (TypeError, ValueError, msgpack.UnpackException):
         return []
-    return [dict(zip(FIELDS, row, strict=True)) for row in rows if isinstance(row, list)
-            and len(row) == len(FIELDS)]  # fmt: skip
+    if not isinstance(rows, list):
+        return []
+    return [
+        dict(zip(FIELDS, [*row, instance], strict=True))
+        for row in rows
+        if isinstance(row, list) and len(row) == len(FIELDS) - 1
+    ]
 
 
 recorder = CallRecorder()

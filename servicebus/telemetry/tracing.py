@@ -19,14 +19,79 @@ from servicebus.telemetry.identity import VERSION
 from servicebus.telemetry.types import CallInfo
 
 try:
+    from opentelemetry import baggage, propagate, trace
     from opentelemetry import context as otel_context
-    from opentelemetry import propagate, trace
-    from opentelemetry.trace import SpanKind, Status, StatusCode
+    from opentelemetry.propagators.composite import CompositePropagator
+    from opentelemetry.trace import (
+        NonRecordingSpan,
+        SpanContext,
+        SpanKind,
+        Status,
+        StatusCode,
+        TraceFlags,
+        TraceState,
+    )
 except ImportError:  # the extra is not installed: hook() is None
     trace = None  # type: ignore[assignment]
 
 SPAN = "otel.span"
 TOKEN = "otel.token"
+W3C_FIELDS = frozenset({"traceparent", "tracestate", "baggage"})
+_w3c_checked: tuple[int, bool] = (0, False)
+
+
+def _default_propagation() -> bool:
+    """Whether the global propagator is OTel's default W3C trace context + baggage pair.
+
+    Then traceparent is written and read here directly (a fraction of the generic path's
+    cost); any other propagator configuration goes through ``propagate``.
+    """
+    global _w3c_checked
+    textmap = propagate.get_global_textmap()
+    if _w3c_checked[0] != id(textmap):
+        fast = type(textmap) is CompositePropagator and set(textmap.fields) == W3C_FIELDS
+        _w3c_checked = (id(textmap), fast)
+    return _w3c_checked[1]
+
+
+def _inject(headers: dict[str, str], span: Any) -> None:
+    if not _default_propagation() or baggage.get_all():
+        propagate.inject(headers, context=trace.set_span_in_context(span))
+        return
+    ctx = span.get_span_context()
+    if ctx.is_valid:
+        headers["traceparent"] = f"00-{ctx.trace_id:032x}-{ctx.span_id:016x}-{ctx.trace_flags:02x}"
+        if ctx.trace_state:
+            headers["tracestate"] = ctx.trace_state.to_header()
+
+
+def _extract(headers: dict[str, str]) -> Any:
+    """The parent context of an incoming request (empty when it carries none)."""
+    traceparent = headers.get("traceparent")
+    if traceparent is None:
+        return otel_context.Context()
+    if "baggage" in headers or not _default_propagation():
+        return propagate.extract(headers, context=otel_context.Context())
+    parts = traceparent.split("-")
+    try:
+        version, trace_hex, span_hex, flags_hex = parts
+        if version != "00" or len(trace_hex) != 32 or len(span_hex) != 16 or len(flags_hex) != 2:
+            raise ValueError(traceparent)
+        trace_id, span_id, flags = int(trace_hex, 16), int(span_hex, 16), int(flags_hex, 16)
+    except ValueError:
+        # Not the plain version-00 shape: the propagator decides (and rejects junk).
+        return propagate.extract(headers, context=otel_context.Context())
+    if not trace_id or not span_id:
+        return otel_context.Context()
+    state = headers.get("tracestate")
+    remote = SpanContext(
+        trace_id,
+        span_id,
+        is_remote=True,
+        trace_flags=TraceFlags(flags),
+        trace_state=TraceState.from_header([state]) if state else None,
+    )
+    return trace.set_span_in_context(NonRecordingSpan(remote), otel_context.Context())
 
 
 def _ns(seconds: float) -> int:
@@ -61,7 +126,7 @@ class TracingHook:
         # Replaces whatever traceparent the caller set: the parent is this span.
         info.headers.pop("traceparent", None)
         info.headers.pop("tracestate", None)
-        propagate.inject(info.headers, context=trace.set_span_in_context(span))
+        _inject(info.headers, span)
 
     def client_end(self, info: CallInfo) -> None:
         """End the CLIENT span with the call's outcome."""
@@ -71,7 +136,7 @@ class TracingHook:
 
     def server_start(self, info: CallInfo) -> None:
         """Start a SERVER span from the incoming trace context and make it current."""
-        parent = propagate.extract(info.headers)
+        parent = _extract(info.headers)
         span = self.tracer.start_span(
             f"{info.service}/{info.method}",
             context=parent,

@@ -34,7 +34,7 @@ def start(channels: list[str], redis_url: str, **env: str) -> ManagedProcess:
     )  # fmt: skip
 
 
-def poll(check: Callable[[], Any], timeout: float = 10.0) -> Any:
+def poll(check: Callable[[], Any], timeout: float = 20.0) -> Any:
     """Retry ``check`` until it returns something truthy (bounded)."""
     deadline = time.monotonic() + timeout
     while True:

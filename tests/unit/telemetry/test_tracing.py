@@ -110,3 +110,40 @@ def test_outbox_events_carry_the_trace() -> None:
     assert [link.context.span_id for link in batch.links] == [
         publisher.get_span_context().span_id
     ] * 2
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {},
+        {"traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"},
+        {"traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-00",
+         "tracestate": "congo=t61rcWkgMzE"},
+        {"traceparent": "00-00000000000000000000000000000000-b7ad6b7169203331-01"},
+        {"traceparent": "junk"},
+        {"traceparent": "01-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01-extra"},
+        {"traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+         "baggage": "user=1"},
+    ],
+)  # fmt: skip
+def test_fast_extract_agrees_with_the_propagator(headers: dict[str, str]) -> None:
+    from opentelemetry import propagate, trace
+
+    ours = trace.get_current_span(tracing._extract(headers)).get_span_context()
+    theirs = trace.get_current_span(propagate.extract(headers)).get_span_context()
+    assert (ours.trace_id, ours.span_id, ours.trace_flags, ours.is_valid) == (
+        theirs.trace_id, theirs.span_id, theirs.trace_flags, theirs.is_valid,
+    )  # fmt: skip
+    assert ours.trace_state == theirs.trace_state
+
+
+def test_fast_inject_agrees_with_the_propagator(traced: Traced) -> None:
+    from opentelemetry import propagate, trace
+
+    hook, _ = traced
+    span = hook.tracer.start_span("x")
+    ours: dict[str, str] = {}
+    tracing._inject(ours, span)
+    theirs: dict[str, str] = {}
+    propagate.inject(theirs, context=trace.set_span_in_context(span))
+    assert ours == theirs and "traceparent" in ours
