@@ -54,6 +54,27 @@ def _default_propagation() -> bool:
     return _w3c_checked[1]
 
 
+_skip_checked: tuple[int, bool] = (0, False)
+
+
+def _unsampled_children_are_dropped(provider: Any) -> bool:
+    """Whether the SDK's sampler drops every child of an unsampled parent (ParentBased).
+
+    Then a request whose trace is not sampled passes its context on without making spans
+    the SDK would throw away (a child of an unsampled parent is never recorded there).
+    """
+    global _skip_checked
+    if _skip_checked[0] != id(provider):
+        sampler = getattr(provider, "sampler", None)  # the SDK's; the API's has none
+        text = sampler.get_description() if sampler is not None else ""
+        drops = (
+            "remoteParentNotSampled:AlwaysOffSampler" in text
+            and "localParentNotSampled:AlwaysOffSampler" in text
+        )
+        _skip_checked = (id(provider), drops)
+    return _skip_checked[1]
+
+
 def _inject(headers: dict[str, str], span: Any) -> None:
     if not _default_propagation() or baggage.get_all():
         propagate.inject(headers, context=trace.set_span_in_context(span))
@@ -103,7 +124,14 @@ class TracingHook:
 
     def __init__(self, tracer_provider: Any = None) -> None:
         assert trace is not None
+        self.provider = tracer_provider
         self.tracer = trace.get_tracer("servicebus", VERSION, tracer_provider=tracer_provider)
+
+    def _passes_through(self, span: Any) -> bool:
+        ctx = span.get_span_context()
+        if not ctx.is_valid or ctx.trace_flags.sampled:
+            return False
+        return _unsampled_children_are_dropped(self.provider or trace.get_tracer_provider())
 
     def _attributes(self, info: CallInfo) -> dict[str, Any]:
         return {
@@ -117,6 +145,12 @@ class TracingHook:
 
     def client_start(self, info: CallInfo) -> None:
         """Start a CLIENT span (child of the current one) and put its context in the headers."""
+        info.headers.pop("traceparent", None)
+        info.headers.pop("tracestate", None)
+        current = trace.get_current_span()
+        if self._passes_through(current):  # an unsampled trace: its context goes on, no span
+            _inject(info.headers, current)
+            return
         span = self.tracer.start_span(
             f"{info.service}/{info.method}", kind=SpanKind.CLIENT, start_time=_ns(info.started)
         )
@@ -124,8 +158,6 @@ class TracingHook:
             span.set_attributes(self._attributes(info))
         info.state[SPAN] = span
         # Replaces whatever traceparent the caller set: the parent is this span.
-        info.headers.pop("traceparent", None)
-        info.headers.pop("tracestate", None)
         _inject(info.headers, span)
 
     def client_end(self, info: CallInfo) -> None:
@@ -137,6 +169,9 @@ class TracingHook:
     def server_start(self, info: CallInfo) -> None:
         """Start a SERVER span from the incoming trace context and make it current."""
         parent = _extract(info.headers)
+        if self._passes_through(trace.get_current_span(parent)):
+            info.state[TOKEN] = otel_context.attach(parent)
+            return
         span = self.tracer.start_span(
             f"{info.service}/{info.method}",
             context=parent,

@@ -147,3 +147,26 @@ def test_fast_inject_agrees_with_the_propagator(traced: Traced) -> None:
     theirs: dict[str, str] = {}
     propagate.inject(theirs, context=trace.set_span_in_context(span))
     assert ours == theirs and "traceparent" in ours
+
+
+def test_unsampled_trace_passes_through_without_spans() -> None:
+    from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ParentBased
+
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider(sampler=ParentBased(ALWAYS_OFF))
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    hook = tracing.TracingHook(provider)
+    root = Info(kind="client", service="b", method="work")
+    hook.client_start(root)  # the sampler says no at the root
+    incoming = root.headers["traceparent"]
+    assert incoming.endswith("-00") or incoming.endswith("-02")
+    serve = Info(kind="server", service="b", method="work", headers=dict(root.headers))
+    hook.server_start(serve)
+    nested = Info(kind="client", service="c", method="leaf")
+    hook.client_start(nested)
+    hook.client_end(nested)
+    hook.server_end(serve)
+    hook.client_end(root)
+    # The same trace and parent ids go on; nothing is recorded anywhere.
+    assert nested.headers["traceparent"] == incoming
+    assert exporter.get_finished_spans() == ()
