@@ -54,6 +54,7 @@ class WorkerTelemetry:
         concurrency: int,
         metrics_port: str | int | None = None,
         store: Store | None = None,
+        ready: asyncio.Event | None = None,
     ) -> None:
         from servicebus.service import Service
         from servicebus.telemetry.builtins import register_service
@@ -81,6 +82,8 @@ class WorkerTelemetry:
         )
         self.record = settings.RECORD_CALLS and self.store is not None
         self._settings = settings
+        # Background work starts once the worker serves (after its check of Redis passed).
+        self.ready = ready
         self._tasks: list[asyncio.Task[None]] = []
         self._metrics_server: Any = None
 
@@ -104,8 +107,13 @@ class WorkerTelemetry:
         return self
 
     def _spawn(self, name: str, run: Callable[[], Awaitable[None]]) -> None:
+        async def when_ready() -> None:
+            if self.ready is not None:
+                await self.ready.wait()
+            await supervise(name, run)
+
         task = asyncio.get_running_loop().create_task(
-            supervise(name, run), name=f"servicebus-telemetry-{name}"
+            when_ready(), name=f"servicebus-telemetry-{name}"
         )
         self._tasks.append(task)
 
@@ -118,10 +126,12 @@ class WorkerTelemetry:
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
-        if self.store is not None:
+        started = self.ready is None or self.ready.is_set()
+        if self.record:
+            recorder.configure(active=False)
+        if self.store is not None and started:
             # Bounded: a Redis that is down must not hold up the worker's exit.
             if self.record:
-                recorder.configure(active=False)
                 await _bounded(recorder.flush(self.store))
             if self.heartbeat is not None:
                 await _bounded(self.heartbeat.remove())

@@ -144,20 +144,35 @@ class TracingHook:
         }
 
     def client_start(self, info: CallInfo) -> None:
-        """Start a CLIENT span (child of the current one) and put its context in the headers."""
-        info.headers.pop("traceparent", None)
-        info.headers.pop("tracestate", None)
+        """Start a CLIENT span (child of the current one) and put its context in the headers.
+
+        Outside any span (an edge) a ``traceparent`` the caller passed is the parent.
+        """
+        given: dict[str, str] = {
+            k: info.headers.pop(k) for k in ("traceparent", "tracestate") if k in info.headers
+        }
+        parent = None
         current = trace.get_current_span()
+        if given and not current.get_span_context().is_valid:
+            parent = _extract(given)
+            current = trace.get_current_span(parent)
         if self._passes_through(current):  # an unsampled trace: its context goes on, no span
             _inject(info.headers, current)
             return
         span = self.tracer.start_span(
-            f"{info.service}/{info.method}", kind=SpanKind.CLIENT, start_time=_ns(info.started)
+            f"{info.service}/{info.method}",
+            context=parent,
+            kind=SpanKind.CLIENT,
+            start_time=_ns(info.started),
         )
+        if not span.get_span_context().is_valid:
+            # No SDK and no context to pass on: leave the caller's own headers as they were.
+            info.headers.update(given)
+            return
         if span.is_recording():  # a sampled-out span costs no attribute work
             span.set_attributes(self._attributes(info))
         info.state[SPAN] = span
-        # Replaces whatever traceparent the caller set: the parent is this span.
+        # Replaces whatever traceparent was set: the parent of the callee is this span.
         _inject(info.headers, span)
 
     def client_end(self, info: CallInfo) -> None:

@@ -93,6 +93,7 @@ class Command(BaseCommand):
                 targets,
                 concurrency=worker.concurrency,
                 metrics_port=options["metrics_port"],
+                ready=worker.started,
             )
             try:
                 # Heartbeat, call records and /metrics beside the handlers (never blocking them).

@@ -170,3 +170,31 @@ def test_unsampled_trace_passes_through_without_spans() -> None:
     # The same trace and parent ids go on; nothing is recorded anywhere.
     assert nested.headers["traceparent"] == incoming
     assert exporter.get_finished_spans() == ()
+
+
+def test_edge_traceparent_is_the_parent(traced: Traced) -> None:
+    hook, exporter = traced
+    given = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+    call = Info(kind="client", headers={"traceparent": given, "x-tenant": "acme"})
+    hook.client_start(call)
+    hook.client_end(call)
+    [span] = exporter.get_finished_spans()
+    assert format(span.context.trace_id, "032x") == "0af7651916cd43dd8448eb211c80319c"
+    assert format(span.parent.span_id, "016x") == "b7ad6b7169203331"
+    assert call.headers["traceparent"].split("-")[2] == format(span.context.span_id, "016x")
+    assert call.headers["x-tenant"] == "acme"
+
+
+def test_without_sdk_the_context_passes_through() -> None:
+    hook = tracing.TracingHook()  # the global provider: the API's no-op one in unit tests
+    given = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+    serve = Info(kind="server", headers={"traceparent": given})
+    hook.server_start(serve)
+    nested = Info(kind="client")
+    hook.client_start(nested)
+    hook.client_end(nested)
+    hook.server_end(serve)
+    assert nested.headers["traceparent"] == given
+    edge = Info(kind="client", headers={"traceparent": "junk"})
+    hook.client_start(edge)
+    assert edge.headers == {"traceparent": "junk"}  # nothing better to send: left alone
