@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import types
-import typing
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -22,39 +20,8 @@ from django.core.checks import CheckMessage, Error, Warning, register
 TAG = "servicebus"
 IN_MEMORY_LAYER = "channels.layers.InMemoryChannelLayer"
 SQLITE_ENGINE = "django.db.backends.sqlite3"
-# Numeric settings where 0 means something (e.g. "do not wait"); every other one must be > 0.
-ZERO_ALLOWED = frozenset({"DRAIN_TIMEOUT", "RECORD_SAMPLE", "HEARTBEAT_HISTORY"})
-
-
-def _type_name(tp: Any) -> str:
-    return getattr(tp, "__name__", None) or str(tp)
-
-
-def _matches(value: Any, tp: Any) -> bool:
-    """Whether ``value`` fits the dataclass field type ``tp`` (the shapes settings use)."""
-    origin = typing.get_origin(tp)
-    if origin in (typing.Union, types.UnionType):
-        return any(_matches(value, arg) for arg in typing.get_args(tp))
-    if tp is type(None):
-        return value is None
-    if tp is Any:
-        return True
-    if tp is bool:
-        return isinstance(value, bool)
-    if tp is float:  # 5 is a fine float; True is not
-        return isinstance(value, int | float) and not isinstance(value, bool)
-    if tp is int:
-        return isinstance(value, int) and not isinstance(value, bool)
-    if tp is str:
-        return isinstance(value, str)
-    if origin in (list, tuple, Sequence, frozenset, set) or tp in (list, tuple):
-        if isinstance(value, str | bytes) or not isinstance(value, list | tuple | set | frozenset):
-            return False
-        args = [a for a in typing.get_args(tp) if a is not Ellipsis]
-        return not args or all(_matches(item, args[0]) for item in value)
-    if origin in (dict, Mapping) or tp is dict:
-        return isinstance(value, Mapping)
-    return True  # a shape this check does not know: the loader decides
+# Numeric settings without a rule of their own where 0 means something ("do not wait").
+ZERO_ALLOWED = frozenset({"DRAIN_TIMEOUT"})
 
 
 def _bad_number(key: str, value: Any) -> bool:
@@ -66,28 +33,27 @@ def _bad_number(key: str, value: Any) -> bool:
 def settings_problems(
     cls: type[Any], raw: Any, name: str
 ) -> tuple[list[str], list[tuple[str, str]]]:
-    """(unknown keys, [(key, problem)]) of ``raw`` against the settings dataclass ``cls``."""
+    """(unknown keys, [(key, problem)]) of ``raw`` against the settings dataclass ``cls``.
+
+    Types and value rules come from the settings loader (``servicebus.conf``); a numeric
+    field without a rule there must still be finite and positive.
+    """
+    from servicebus import conf
+
     if raw is None:
         return [], []
     if not isinstance(raw, Mapping):
         return [], [("", f"{name} must be a dict, not {type(raw).__name__}")]
-    hints = typing.get_type_hints(cls)
-    known = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(str(k) for k in raw if k not in known)
+    specs = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(str(k) for k in raw if k not in specs)
     problems: list[tuple[str, str]] = []
-    for key in sorted(k for k in raw if k in known):
-        value, tp = raw[key], hints[key]
-        if not _matches(value, tp):
-            problems.append(
-                (
-                    key,
-                    f"{name}[{key!r}] = {value!r} is a {type(value).__name__}; "
-                    f"it must be a {_type_name(tp)}",
-                )
-            )
-        elif _bad_number(key, value):
+    for key in sorted(k for k in raw if k in specs):
+        found = conf.settings_problems(cls, name, {key: raw[key]})
+        if found:
+            problems += [(key, text) for text in found]
+        elif "check" not in specs[key].metadata and _bad_number(key, raw[key]):
             floor = ">= 0" if key in ZERO_ALLOWED else "> 0"
-            problems.append((key, f"{name}[{key!r}] = {value!r} must be finite and {floor}"))
+            problems.append((key, f"{name}[{key!r}] = {raw[key]!r} must be finite and {floor}"))
     return unknown, problems
 
 
