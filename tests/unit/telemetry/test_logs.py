@@ -69,6 +69,8 @@ def test_exceptions_are_a_field() -> None:
 def test_text_format_is_unchanged_without_json() -> None:
     config = logging_config("orders", {})
     assert "[%(correlation_id)s]" in config["formatters"]["service"]["format"]
+    json_config = logging_config("orders", {"LOG_FORMAT": "json"})
+    assert json_config["formatters"]["service"]["()"].endswith("JsonFormatter")
 
 
 def test_drop_warnings_are_rate_limited_and_flushed(caplog: pytest.LogCaptureFixture) -> None:
