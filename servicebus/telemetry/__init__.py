@@ -36,11 +36,17 @@ def install_defaults() -> None:
     ``SERVICEBUS["TELEMETRY"] = False`` installs the built-in methods only.
     """
     from servicebus import hooks
-    from servicebus.conf import get_settings
+    from servicebus.conf import SettingsError, get_settings
     from servicebus.telemetry.builtins import BUILTINS
 
     hooks.builtin_methods.update(BUILTINS)
-    if _installed or not get_settings().TELEMETRY:
+    try:
+        settings = get_settings()
+    except SettingsError:
+        # Broken SERVICEBUS settings: the system checks report them (manage.py check,
+        # runworker) instead of a traceback from app loading.
+        return
+    if _installed or not settings.TELEMETRY:
         return
     for hook in default_hooks():
         hooks.install(hook)

@@ -143,3 +143,20 @@ def test_replication_model_without_topic() -> None:
     errors = models_without_topic([NoTopic, WithTopic])
     assert [e.id for e in errors] == ["servicebus.E007"]
     assert "NoTopic" in errors[0].msg and "Replication" in (errors[0].hint or "")
+
+
+def test_manage_py_check_exits_non_zero_with_ids_not_a_traceback() -> None:
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[3]
+    settings = "tests.unit.telemetry.bad_settings"
+    done = subprocess.run(
+        [sys.executable, "-m", "django", "check", "--settings", settings],
+        cwd=root, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 1
+    for code in ("servicebus.E001", "servicebus.E002", "servicebus.E003"):
+        assert code in done.stderr
+    assert "Traceback" not in done.stderr
