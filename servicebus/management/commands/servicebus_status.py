@@ -64,8 +64,8 @@ def render(status: dict[str, Any]) -> str:
                                   if len(live) < len(svc["instances"]) else ""),
                 _ratio(svc["in_flight"], svc["concurrency"]),
                 _ratio(svc["backlog"], svc["capacity"]),
-                f"{svc['calls_per_s']:.1f}",
-                f"{svc['errors_per_s']:.1f}",
+                f"{svc['calls_per_s']:.2f}",
+                f"{svc['errors_per_s']:.2f}",
                 _ms(svc["p50_ms"]),
                 _ms(svc["p99_ms"]),
             )

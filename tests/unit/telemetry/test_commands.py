@@ -115,7 +115,7 @@ def test_render_shows_services_instances_and_events() -> None:
         "dead_letters": [{"topic": "inventory.product", "count": 1}],
     }  # fmt: skip
     text = render(status)
-    assert "inventory  1          3/64       5/100    120.5    0.5       1.2ms  8.0ms" in text
+    assert "inventory  1          3/64       5/100    120.50   0.50      1.2ms  8.0ms" in text
     assert "h:1:ab  pid 1  up 1h01m  in-flight 3/64  last beat 2s ago" in text
     assert "inventory.product  length 9  orders: lag 0, pending 1" in text
     assert "OUTBOX  2 pending" in text and "DEAD LETTERS  inventory.product: 1" in text
