@@ -72,6 +72,21 @@ def test_discovery_registry_status_and_records(bus: str) -> None:
             servicebus.call("misc.request", "no_such_" + "x" * 300)
         with servicebus.bind("trace-1"):
             servicebus.call("chain_a.request", "start", None, timeout=10)
+
+        async def flood() -> float:
+            # 2,000 _stats at 64 in flight: answered from a cached snapshot, bounded work.
+            sem = asyncio.Semaphore(64)
+
+            async def one() -> None:
+                async with sem:
+                    await servicebus.acall("misc.request", "_stats", timeout=10)
+
+            started = time.monotonic()
+            await asyncio.gather(*(one() for _ in range(2000)))
+            return time.monotonic() - started
+
+        assert asyncio.run(flood()) < 30
+        assert servicebus.call("misc.request", "sync_echo", 5) == 5  # still serving
         time.sleep(0.6)  # _stats answers from a snapshot up to 0.5 s old
         stats = servicebus.call("misc.request", "_stats")
         assert stats["methods"]["echo"]["codes"]["ok"] == 20
