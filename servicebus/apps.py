@@ -8,3 +8,9 @@ class ServiceBusConfig(AppConfig):
 
     name = "servicebus"
     verbose_name = "Service bus"
+
+    def ready(self) -> None:
+        from servicebus import checks  # noqa: F401  (registers the system checks)
+        from servicebus.telemetry import install_defaults
+
+        install_defaults()

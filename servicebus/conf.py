@@ -99,6 +99,25 @@ class Settings:
     SIGNING_KEYS: tuple[str, ...] = field(
         default=(), metadata=check(strong_keys, "a list of keys of at least 16 characters")
     )
+    # Telemetry (servicebus.telemetry, docs/operations.md): install the default hooks
+    # (stats, access log, drop warnings, call records, tracing) when the app is ready.
+    TELEMETRY: bool = True
+    # Prometheus series (read from the stats hook at scrape time), with prometheus_client.
+    METRICS: bool = True
+    # OpenTelemetry spans and W3C trace context, when opentelemetry-api is installed.
+    TRACING: bool = True
+    # Seconds between a worker's instance-registry heartbeats; an instance vanishes after
+    # three missed beats.
+    HEARTBEAT_INTERVAL: float = field(default=5.0, metadata=check(positive, "> 0"))
+    # Record a compact summary of each handled call (no bodies, no header values) in a
+    # capped Redis stream: traces and failures for servicebus_status and the dashboard.
+    RECORD_CALLS: bool = True
+    # Share of successful traces recorded (by correlation ID); failures are always kept.
+    RECORD_SAMPLE: float = field(
+        default=1.0, metadata=check(lambda v: 0 <= v <= 1, "between 0 and 1")
+    )
+    # Entries the call stream keeps (XADD MAXLEN ~); one entry holds up to 50 call records.
+    RECORD_MAXLEN: int = field(default=2000, metadata=check(positive, ">= 1"))
 
 
 def _type_ok(value: Any, hint: Any) -> bool:

@@ -85,18 +85,27 @@ def channel_layers(env: Mapping[str, str] = os.environ) -> dict[str, Any]:
     }
 
 
-def logging_config(service: str, env: Mapping[str, str] = os.environ) -> dict[str, Any]:
-    """LOGGING that prints the correlation ID on every line (LOG_LEVEL, default INFO)."""
+def logging_config(
+    service: str, env: Mapping[str, str] = os.environ, *, json: bool | None = None
+) -> dict[str, Any]:
+    """LOGGING that prints the correlation ID on every line (LOG_LEVEL, default INFO).
+
+    ``json=True`` (default: env LOG_FORMAT=json): one JSON object per line with
+    correlation_id, service, method, caller, duration_ms and code as fields
+    (servicebus.telemetry.logs.JsonFormatter).
+    """
+    if json is None:
+        json = env.get("LOG_FORMAT", "text").lower() == "json"
+    formatter: dict[str, Any] = {
+        "format": f"%(asctime)s {service} %(levelname)s [%(correlation_id)s] %(name)s: %(message)s"
+    }
+    if json:
+        formatter = {"()": "servicebus.telemetry.logs.JsonFormatter", "service": service}
     return {
         "version": 1,
         "disable_existing_loggers": False,
         "filters": {"correlation_id": {"()": "servicebus.context.CorrelationIdFilter"}},
-        "formatters": {
-            "service": {
-                "format": f"%(asctime)s {service} %(levelname)s [%(correlation_id)s] "
-                "%(name)s: %(message)s"
-            }
-        },
+        "formatters": {"service": formatter},
         "handlers": {
             "console": {
                 "class": "logging.StreamHandler",

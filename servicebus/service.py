@@ -10,8 +10,9 @@ import asyncio
 import inspect
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import Executor
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from servicebus import hooks, typed
@@ -113,6 +114,11 @@ class Service:
             fn, name = name, None
             return register(fn)
         return register
+
+    @property
+    def handlers(self) -> Mapping[str, Handler]:
+        """The registered handlers by method name (read-only; ``_info`` describes them)."""
+        return MappingProxyType(self._handlers)
 
     @property
     def methods(self) -> list[str]:

@@ -10,6 +10,7 @@ from django.db import connections, router, transaction
 from servicebus.context import current_correlation_id
 from servicebus.outbox.constants import CORRELATION_HEADER
 from servicebus.outbox.settings import get_outbox_settings
+from servicebus.telemetry import tracing
 
 logger = logging.getLogger("servicebus.outbox")
 
@@ -68,6 +69,8 @@ def publish_event(
     correlation_id = current_correlation_id()
     if correlation_id:
         all_headers.setdefault(CORRELATION_HEADER, correlation_id)
+    # W3C trace context of the current span, so consumers continue the trace.
+    tracing.inject(all_headers)
     # savepoint=False: inside the caller's transaction this adds no round trips; alone
     # it is its own transaction, so the on-commit publish still runs.
     with transaction.atomic(using=using, savepoint=False):

@@ -6,6 +6,7 @@ from collections.abc import Callable
 from typing import Any
 
 from servicebus.outbox.codec import Event
+from servicebus.telemetry import tracing
 
 Handler = Callable[[Event], None]
 BatchHandler = Callable[[list[Event]], None]
@@ -34,10 +35,12 @@ def run_handlers(topic: str, events: list[Event]) -> None:
     """Run every handler of the topic on these events (batch handlers once, others per event)."""
     for fn, batch in list(_handlers.get(topic, ())):
         if batch:
-            fn(events)
+            with tracing.consuming(topic, events):
+                fn(events)
         else:
             for event in events:
-                fn(event)
+                with tracing.consuming(topic, [event]):
+                    fn(event)
 
 
 def topics() -> list[str]:

@@ -8,6 +8,7 @@ import pytest
 from channels.layers import channel_layers
 
 from servicebus.metrics import metrics
+from servicebus.telemetry import uninstall_defaults
 
 
 @pytest.fixture(autouse=True)
@@ -15,5 +16,7 @@ def fresh_layer() -> Iterator[None]:
     """A new in-memory layer and zeroed counters for every test."""
     channel_layers.backends.clear()
     metrics.reset()
+    # Unit tests see no default telemetry hooks (Django's app loading installs them).
+    uninstall_defaults()
     yield
     channel_layers.backends.clear()

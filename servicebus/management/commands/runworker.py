@@ -14,6 +14,7 @@ from django.core.management import BaseCommand, CommandError, CommandParser
 from servicebus.conf import get_settings
 from servicebus.errors import BusMisconfigured, ServiceBusError
 from servicebus.runner import run_async_main
+from servicebus.telemetry.runtime import WorkerTelemetry
 from servicebus.transport import get_transport
 from servicebus.worker import Worker, resolve_targets
 
@@ -45,6 +46,13 @@ class Command(BaseCommand):
             default=None,
             help="Seconds to finish in-flight requests after SIGTERM.",
         )
+        parser.add_argument(
+            "--metrics-port",
+            default=None,
+            metavar="[ADDR:]PORT",
+            help="Serve Prometheus metrics on GET /metrics (address default 127.0.0.1; "
+            "needs servicebus[prometheus]).",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         from channels.routing import get_default_application
@@ -52,6 +60,17 @@ class Command(BaseCommand):
         concurrency = options["concurrency"]
         if concurrency is not None and concurrency < 1:
             raise CommandError("--concurrency must be at least 1")
+        if options["metrics_port"] is not None:
+            from servicebus.telemetry.prometheus import parse_address, prometheus_client
+
+            try:
+                parse_address(options["metrics_port"])
+            except ValueError:
+                raise CommandError("--metrics-port takes PORT or ADDR:PORT") from None
+            if prometheus_client is None:
+                raise CommandError(
+                    "--metrics-port needs prometheus_client (servicebus[prometheus])"
+                )
         try:
             transport = get_transport(options["layer"])
         except ServiceBusError as exc:
@@ -69,8 +88,17 @@ class Command(BaseCommand):
 
         async def main() -> None:
             worker.runner.install_signal_handlers()
+            telemetry = WorkerTelemetry(
+                transport.layer,
+                targets,
+                concurrency=worker.concurrency,
+                metrics_port=options["metrics_port"],
+                ready=worker.started,
+            )
             try:
-                await worker.run()
+                # Heartbeat, call records and /metrics beside the handlers (never blocking them).
+                async with telemetry:
+                    await worker.run()
             finally:
                 try:
                     await transport.close()

@@ -1,0 +1,154 @@
+"""What telemetry costs: acall throughput at 64 in flight with telemetry off and on.
+
+    python -m benchmarks.telemetry                 # 3 interleaved rounds, 3 s cells
+    python -m benchmarks.telemetry --rounds 1 --duration 1   # a quick look
+
+Modes (the caller, this process, and the worker, a runworker process, alike):
+  off      SERVICEBUS["TELEMETRY"] = False: no hooks at all
+  metrics  Prometheus hook + tracing hook with an OpenTelemetry SDK tracer provider installed
+           (spans go to a batch processor whose exporter drops them), no call records
+  record   call records on (every call, batched XADD), no metrics, no tracing
+  all      the defaults: stats, access log (INFO off), records, metrics, tracing + provider
+The target (issues 8 and 9): metrics and record each >= 0.85x of off.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import statistics
+import sys
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from benchmarks.rpc import Cell, run_async_cell  # noqa: E402
+from tests.support.processes import ManagedProcess  # noqa: E402
+from tests.support.redis_server import RedisServer  # noqa: E402
+
+MODES = ("off", "metrics", "record", "all")
+SETTINGS = "benchmarks.telemetry_settings"
+
+
+def configure_caller(mode: str) -> None:
+    """Apply ``mode`` to this process: settings, hooks, tracer provider."""
+    from django.conf import settings
+
+    from benchmarks.telemetry_settings import mode_settings
+    from servicebus.conf import get_settings
+    from servicebus.telemetry import install_defaults, uninstall_defaults
+    from servicebus.telemetry.records import recorder
+
+    uninstall_defaults()
+    settings.SERVICEBUS = mode_settings(mode)
+    get_settings.cache_clear()
+    install_defaults()
+    # The caller flushes no records (only a worker runtime does): recording is worker-side.
+    recorder.configure(active=False)
+
+
+async def measure(duration: float, warmup: float, inflight: int) -> Cell:
+    """acall echo (100 B) with ``inflight`` calls in flight."""
+    import servicebus
+
+    body = b"x" * 100
+
+    async def call() -> Any:
+        return await servicebus.acall("bench.request", "echo", body, timeout=30)
+
+    cell = Cell("acall", inflight, 100)
+    await run_async_cell(call, cell, duration, warmup)
+    return cell
+
+
+def cpu_seconds(pid: int) -> float:
+    """utime + stime of a process (all its threads), from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--duration", type=float, default=3.0)
+    parser.add_argument("--warmup", type=float, default=0.5)
+    parser.add_argument("--inflight", type=int, default=64)
+    parser.add_argument("--modes", default=",".join(MODES))
+    parser.add_argument(
+        "--sample-ratio", type=float, default=None, help="tracer sampling ratio (default: all)"
+    )
+    args = parser.parse_args(argv)
+    if args.sample_ratio is not None:
+        os.environ["BENCH_SAMPLE_RATIO"] = str(args.sample_ratio)
+    modes = args.modes.split(",")
+    rates: dict[str, list[float]] = {m: [] for m in modes}
+    # CPU per call of caller + worker + redis-server: steadier than calls/s on a shared
+    # machine (throughput at saturation goes with its inverse).
+    cpu: dict[str, list[float]] = {m: [] for m in modes}
+    with RedisServer() as redis:
+        os.environ["BENCH_REDIS_URL"] = redis.url
+        os.environ["DJANGO_SETTINGS_MODULE"] = SETTINGS
+        os.environ["BENCH_TELEMETRY"] = "all"
+        import django
+
+        django.setup()
+        from benchmarks.telemetry_settings import install_tracer_provider
+
+        install_tracer_provider()  # this process; used only while a mode installs tracing
+        for round_ in range(args.rounds):
+            for mode in modes:
+                env = {"BENCH_REDIS_URL": redis.url, "DJANGO_SETTINGS_MODULE": SETTINGS,
+                       "BENCH_TELEMETRY": mode,
+                       "BENCH_SAMPLE_RATIO": os.environ.get("BENCH_SAMPLE_RATIO", "")}  # fmt: skip
+                worker = ManagedProcess(
+                    [sys.executable, "-m", "django", "runworker", "bench.request"],
+                    env=env, cwd=ROOT, name=f"worker-{mode}",
+                )  # fmt: skip
+                worker.start(ready="worker serving", timeout=60)
+                try:
+                    configure_caller(mode)
+                    pids = [os.getpid(), worker.proc.pid, redis.proc.pid]  # type: ignore[union-attr]
+                    before = [cpu_seconds(p) for p in pids]
+                    cell = asyncio.run(measure(args.duration, args.warmup, args.inflight))
+                    used = sum(cpu_seconds(p) for p in pids) - sum(before)
+                finally:
+                    worker.stop()
+                rates[mode].append(cell.rate)
+                # Warm-up calls are not counted in cell.calls but used CPU: scale them in.
+                calls = cell.calls * (args.duration + args.warmup) / args.duration
+                cpu[mode].append(used / max(calls, 1) * 1e6)
+                print(
+                    f"round {round_ + 1} {mode:<8} {cell.rate:>8.0f} calls/s  "
+                    f"{cpu[mode][-1]:6.1f} µs CPU/call  "
+                    f"p50 {cell.pct(0.5):6.2f} ms  p99 {cell.pct(0.99):6.2f} ms"
+                    + (f"  errors={cell.errors} ({cell.first_error})" if cell.errors else ""),
+                    flush=True,
+                )
+    base = statistics.median(rates["off"]) if rates.get("off") else None
+    sampling = f"sampling {args.sample_ratio}" if args.sample_ratio is not None else "every span"
+    print(
+        f"\nmedian calls/s at {args.inflight} in flight, {args.rounds} interleaved rounds "
+        f"(tracer: {sampling}):"
+    )
+    for mode in modes:
+        median = statistics.median(rates[mode])
+        ratio = ""
+        if base and "off" in rates:
+            # Per-round ratios too: the machine's load drifts between rounds.
+            pairs = zip(rates[mode], rates["off"], strict=True)
+            paired = statistics.median(r / o for r, o in pairs)
+            ratio = f"  {median / base:.2f}x of off (median of per-round ratios {paired:.2f})"
+        per_call = statistics.median(cpu[mode])
+        cpu_ratio = ""
+        if cpu.get("off"):
+            cpu_ratio = f" (CPU-bound ratio {statistics.median(cpu['off']) / per_call:.2f})"
+        print(f"  {mode:<8} {median:>8.0f}{ratio}; {per_call:.1f} µs CPU/call{cpu_ratio}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,273 @@
+"""OpenTelemetry tracing (extra ``servicebus[otel]``, on opentelemetry-api only).
+
+Each call is a CLIENT span and each handled request a SERVER span, named
+``service/method``, with the RPC semantic-convention attributes. ``client_start`` injects
+W3C ``traceparent``/``tracestate`` into the request headers; ``server_start`` extracts them
+and makes the SERVER span current in the request's context, so nested calls are its
+children (the core never copies an inherited ``traceparent``). An error code sets the
+span status to ERROR. ``SERVICEBUS["TRACING"] = False`` switches it off. Without an SDK
+(no tracer provider configured) the API's no-op spans still pass the context along.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from servicebus.telemetry.identity import VERSION
+from servicebus.telemetry.types import CallInfo
+
+try:
+    from opentelemetry import baggage, propagate, trace
+    from opentelemetry import context as otel_context
+    from opentelemetry.propagators.composite import CompositePropagator
+    from opentelemetry.trace import (
+        NonRecordingSpan,
+        SpanContext,
+        SpanKind,
+        Status,
+        StatusCode,
+        TraceFlags,
+        TraceState,
+    )
+except ImportError:  # the extra is not installed: hook() is None
+    trace = None  # type: ignore[assignment]
+
+SPAN = "otel.span"
+TOKEN = "otel.token"
+W3C_FIELDS = frozenset({"traceparent", "tracestate", "baggage"})
+_w3c_checked: tuple[int, bool] = (0, False)
+
+
+def _default_propagation() -> bool:
+    """Whether the global propagator is OTel's default W3C trace context + baggage pair.
+
+    Then traceparent is written and read here directly (a fraction of the generic path's
+    cost); any other propagator configuration goes through ``propagate``.
+    """
+    global _w3c_checked
+    textmap = propagate.get_global_textmap()
+    if _w3c_checked[0] != id(textmap):
+        fast = type(textmap) is CompositePropagator and set(textmap.fields) == W3C_FIELDS
+        _w3c_checked = (id(textmap), fast)
+    return _w3c_checked[1]
+
+
+_skip_checked: tuple[int, bool] = (0, False)
+
+
+def _unsampled_children_are_dropped(provider: Any) -> bool:
+    """Whether the SDK's sampler drops every child of an unsampled parent (ParentBased).
+
+    Then a request whose trace is not sampled passes its context on without making spans
+    the SDK would throw away (a child of an unsampled parent is never recorded there).
+    """
+    global _skip_checked
+    if _skip_checked[0] != id(provider):
+        sampler = getattr(provider, "sampler", None)  # the SDK's; the API's has none
+        text = sampler.get_description() if sampler is not None else ""
+        drops = (
+            "remoteParentNotSampled:AlwaysOffSampler" in text
+            and "localParentNotSampled:AlwaysOffSampler" in text
+        )
+        _skip_checked = (id(provider), drops)
+    return _skip_checked[1]
+
+
+def _inject(headers: dict[str, str], span: Any) -> None:
+    if not _default_propagation() or baggage.get_all():
+        propagate.inject(headers, context=trace.set_span_in_context(span))
+        return
+    ctx = span.get_span_context()
+    if ctx.is_valid:
+        headers["traceparent"] = f"00-{ctx.trace_id:032x}-{ctx.span_id:016x}-{ctx.trace_flags:02x}"
+        if ctx.trace_state:
+            headers["tracestate"] = ctx.trace_state.to_header()
+
+
+def _extract(headers: dict[str, str]) -> Any:
+    """The parent context of an incoming request (empty when it carries none)."""
+    traceparent = headers.get("traceparent")
+    if traceparent is None:
+        return otel_context.Context()
+    if "baggage" in headers or not _default_propagation():
+        return propagate.extract(headers, context=otel_context.Context())
+    parts = traceparent.split("-")
+    try:
+        version, trace_hex, span_hex, flags_hex = parts
+        if version != "00" or len(trace_hex) != 32 or len(span_hex) != 16 or len(flags_hex) != 2:
+            raise ValueError(traceparent)
+        trace_id, span_id, flags = int(trace_hex, 16), int(span_hex, 16), int(flags_hex, 16)
+    except ValueError:
+        # Not the plain version-00 shape: the propagator decides (and rejects junk).
+        return propagate.extract(headers, context=otel_context.Context())
+    if not trace_id or not span_id:
+        return otel_context.Context()
+    state = headers.get("tracestate")
+    remote = SpanContext(
+        trace_id,
+        span_id,
+        is_remote=True,
+        trace_flags=TraceFlags(flags),
+        trace_state=TraceState.from_header([state]) if state else None,
+    )
+    return trace.set_span_in_context(NonRecordingSpan(remote), otel_context.Context())
+
+
+def _ns(seconds: float) -> int:
+    return int(seconds * 1e9)
+
+
+class TracingHook:
+    """Hook: CLIENT and SERVER spans with W3C trace context in the request headers."""
+
+    def __init__(self, tracer_provider: Any = None) -> None:
+        assert trace is not None
+        self.provider = tracer_provider
+        self.tracer = trace.get_tracer("servicebus", VERSION, tracer_provider=tracer_provider)
+
+    def _passes_through(self, span: Any) -> bool:
+        ctx = span.get_span_context()
+        if not ctx.is_valid or ctx.trace_flags.sampled:
+            return False
+        return _unsampled_children_are_dropped(self.provider or trace.get_tracer_provider())
+
+    def _attributes(self, info: CallInfo) -> dict[str, Any]:
+        return {
+            "rpc.system": "servicebus",
+            "rpc.service": info.service,
+            "rpc.method": info.method,
+            "messaging.destination.name": info.channel,
+            "servicebus.correlation_id": info.correlation_id,
+            "servicebus.request_id": info.request_id,
+        }
+
+    def client_start(self, info: CallInfo) -> None:
+        """Start a CLIENT span (child of the current one) and put its context in the headers.
+
+        Outside any span (an edge) a ``traceparent`` the caller passed is the parent.
+        """
+        given: dict[str, str] = {
+            k: info.headers.pop(k) for k in ("traceparent", "tracestate") if k in info.headers
+        }
+        parent = None
+        current = trace.get_current_span()
+        if given and not current.get_span_context().is_valid:
+            parent = _extract(given)
+            current = trace.get_current_span(parent)
+        if self._passes_through(current):  # an unsampled trace: its context goes on, no span
+            _inject(info.headers, current)
+            return
+        span = self.tracer.start_span(
+            f"{info.service}/{info.method}",
+            context=parent,
+            kind=SpanKind.CLIENT,
+            start_time=_ns(info.started),
+        )
+        if not span.get_span_context().is_valid:
+            # No SDK and no context to pass on: leave the caller's own headers as they were.
+            info.headers.update(given)
+            return
+        if span.is_recording():  # a sampled-out span costs no attribute work
+            span.set_attributes(self._attributes(info))
+        info.state[SPAN] = span
+        # Replaces whatever traceparent was set: the parent of the callee is this span.
+        _inject(info.headers, span)
+
+    def client_end(self, info: CallInfo) -> None:
+        """End the CLIENT span with the call's outcome."""
+        span = info.state.pop(SPAN, None)
+        if span is not None:
+            self._end(span, info)
+
+    def server_start(self, info: CallInfo) -> None:
+        """Start a SERVER span from the incoming trace context and make it current."""
+        parent = _extract(info.headers)
+        if self._passes_through(trace.get_current_span(parent)):
+            info.state[TOKEN] = otel_context.attach(parent)
+            return
+        span = self.tracer.start_span(
+            f"{info.service}/{info.method}",
+            context=parent,
+            kind=SpanKind.SERVER,
+            start_time=_ns(info.started),
+        )
+        if span.is_recording():
+            attributes = self._attributes(info)
+            attributes["servicebus.caller"] = info.caller
+            span.set_attributes(attributes)
+        info.state[SPAN] = span
+        info.state[TOKEN] = otel_context.attach(trace.set_span_in_context(span, parent))
+
+    def server_end(self, info: CallInfo) -> None:
+        """End the SERVER span with the request's outcome."""
+        token = info.state.pop(TOKEN, None)
+        if token is not None:
+            try:
+                otel_context.detach(token)
+            except Exception:  # pragma: no cover - server_end ran in another context
+                pass
+        span = info.state.pop(SPAN, None)
+        if span is not None:
+            self._end(span, info)
+
+    def _end(self, span: Any, info: CallInfo) -> None:
+        if span.is_recording():
+            span.set_attribute("servicebus.code", info.code)
+            if info.code != "ok":
+                span.set_status(Status(StatusCode.ERROR, info.code))
+        span.end(end_time=_ns(info.started + info.duration))
+
+
+def hook() -> TracingHook | None:
+    """A tracing hook, or None when opentelemetry-api is missing or TRACING is off."""
+    from servicebus.conf import get_settings
+
+    if trace is None or not get_settings().TRACING:
+        return None
+    return TracingHook()
+
+
+def inject(carrier: dict[str, str]) -> dict[str, str]:
+    """Add the current trace context to ``carrier`` (outbox event headers); returns it."""
+    if trace is not None and get_tracing_enabled():
+        propagate.inject(carrier)
+    return carrier
+
+
+def get_tracing_enabled() -> bool:
+    """Whether TRACING is on (and opentelemetry-api installed)."""
+    from servicebus.conf import get_settings
+
+    return trace is not None and get_settings().TRACING
+
+
+@contextlib.contextmanager
+def consuming(topic: str, events: Sequence[Any], tracer_provider: Any = None) -> Iterator[None]:
+    """A CONSUMER span around handling outbox ``events``, child of the publisher's context.
+
+    One event: its span's parent is the publishing span (from the event headers); a batch:
+    the span links to every event's context. Nothing happens with TRACING off.
+    """
+    if not get_tracing_enabled() or not events:
+        yield
+        return
+    contexts = [propagate.extract(dict(e.headers or {})) for e in events]
+    tracer = trace.get_tracer("servicebus", VERSION, tracer_provider=tracer_provider)
+    attributes: dict[str, Any] = {
+        "messaging.system": "servicebus",
+        "messaging.destination.name": topic,
+        "messaging.batch.message_count": len(events),
+    }
+    if len(events) == 1:
+        span = tracer.start_span(
+            f"{topic} process", context=contexts[0], kind=SpanKind.CONSUMER, attributes=attributes
+        )
+    else:
+        links = [trace.Link(trace.get_current_span(c).get_span_context()) for c in contexts]
+        span = tracer.start_span(
+            f"{topic} process", kind=SpanKind.CONSUMER, attributes=attributes, links=links
+        )
+    with trace.use_span(span, end_on_exit=True):
+        yield

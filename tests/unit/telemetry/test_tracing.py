@@ -1,0 +1,200 @@
+"""The tracing hook with the OTel SDK's in-memory exporter: spans, parents, headers, status."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from django.test import override_settings
+
+pytest.importorskip("opentelemetry.sdk")
+
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import (
+    InMemorySpanExporter,
+)
+from opentelemetry.trace import SpanKind, StatusCode
+
+from servicebus.telemetry import tracing
+from tests.unit.telemetry.helpers import Info
+
+Traced = tuple[tracing.TracingHook, InMemorySpanExporter]
+
+
+@pytest.fixture
+def traced() -> Traced:
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    return tracing.TracingHook(provider), exporter
+
+
+def test_client_server_nested_chain(
+    traced: tuple[tracing.TracingHook, InMemorySpanExporter],
+) -> None:
+    hook, exporter = traced
+    # Caller A calls B; B's handler calls C with an inherited, stale traceparent.
+    a_call = Info(kind="client", service="b", method="work", headers={})
+    hook.client_start(a_call)
+    assert a_call.headers["traceparent"].startswith("00-")
+    b_serve = Info(kind="server", service="b", method="work", headers=dict(a_call.headers))
+    hook.server_start(b_serve)
+    stale = "00-11111111111111111111111111111111-2222222222222222-01"
+    b_call = Info(kind="client", service="c", method="leaf", headers={"traceparent": stale})
+    hook.client_start(b_call)
+    assert b_call.headers["traceparent"] != stale
+    c_serve = Info(kind="server", service="c", method="leaf", headers=dict(b_call.headers),
+                   code="out_of_stock")  # fmt: skip
+    hook.server_start(c_serve)
+    hook.server_end(c_serve)
+    b_call.code = "out_of_stock"
+    hook.client_end(b_call)
+    hook.server_end(b_serve)
+    hook.client_end(a_call)
+    spans = {(s.name, s.kind): s for s in exporter.get_finished_spans()}
+    a = spans[("b/work", SpanKind.CLIENT)]
+    b = spans[("b/work", SpanKind.SERVER)]
+    bc = spans[("c/leaf", SpanKind.CLIENT)]
+    c = spans[("c/leaf", SpanKind.SERVER)]
+    assert len({s.context.trace_id for s in (a, b, bc, c)}) == 1
+    assert b.parent.span_id == a.context.span_id
+    assert bc.parent.span_id == b.context.span_id
+    assert c.parent.span_id == bc.context.span_id
+    assert c.status.status_code is StatusCode.ERROR and bc.status.status_code is StatusCode.ERROR
+    assert b.status.status_code is StatusCode.UNSET
+    assert c.attributes["rpc.system"] == "servicebus"
+    assert c.attributes["rpc.service"] == "c" and c.attributes["rpc.method"] == "leaf"
+    assert c.attributes["servicebus.code"] == "out_of_stock"
+
+
+def test_span_times_come_from_the_call(
+    traced: tuple[tracing.TracingHook, InMemorySpanExporter],
+) -> None:
+    hook, exporter = traced
+    info = Info(kind="server", started=time.time() - 1, duration=0.25)
+    hook.server_start(info)
+    hook.server_end(info)
+    [span] = exporter.get_finished_spans()
+    assert span.end_time - span.start_time == pytest.approx(0.25e9, rel=1e-3)
+
+
+def test_switch_off() -> None:
+    with override_settings(SERVICEBUS={"TRACING": False}):
+        assert tracing.hook() is None
+    with override_settings(SERVICEBUS={"TRACING": True}):
+        assert isinstance(tracing.hook(), tracing.TracingHook)
+
+
+def test_outbox_events_carry_the_trace() -> None:
+    # A local provider: a process-wide one would put traceparent into every other test.
+    from servicebus.outbox.codec import Event
+
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    tracer = provider.get_tracer("test")
+    with tracer.start_as_current_span("publisher") as publisher:
+        headers = tracing.inject({"correlation_id": "c1"})
+    assert headers["traceparent"].split("-")[2] == format(
+        publisher.get_span_context().span_id, "016x"
+    )
+    one = Event(id="1", topic="t", key="k", payload={}, headers=headers, created_at="")
+    with tracing.consuming("t", [one], provider):
+        pass
+    with tracing.consuming("t", [one, one], provider):
+        pass
+    single, batch = [s for s in exporter.get_finished_spans() if s.name == "t process"]
+    assert single.parent.span_id == publisher.get_span_context().span_id
+    assert single.context.trace_id == publisher.get_span_context().trace_id
+    assert [link.context.span_id for link in batch.links] == [
+        publisher.get_span_context().span_id
+    ] * 2
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {},
+        {"traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"},
+        {"traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-00",
+         "tracestate": "congo=t61rcWkgMzE"},
+        {"traceparent": "00-00000000000000000000000000000000-b7ad6b7169203331-01"},
+        {"traceparent": "junk"},
+        {"traceparent": "01-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01-extra"},
+        {"traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+         "baggage": "user=1"},
+    ],
+)  # fmt: skip
+def test_fast_extract_agrees_with_the_propagator(headers: dict[str, str]) -> None:
+    from opentelemetry import propagate, trace
+
+    ours = trace.get_current_span(tracing._extract(headers)).get_span_context()
+    theirs = trace.get_current_span(propagate.extract(headers)).get_span_context()
+    assert (ours.trace_id, ours.span_id, ours.trace_flags, ours.is_valid) == (
+        theirs.trace_id, theirs.span_id, theirs.trace_flags, theirs.is_valid,
+    )  # fmt: skip
+    assert ours.trace_state == theirs.trace_state
+
+
+def test_fast_inject_agrees_with_the_propagator(traced: Traced) -> None:
+    from opentelemetry import propagate, trace
+
+    hook, _ = traced
+    span = hook.tracer.start_span("x")
+    ours: dict[str, str] = {}
+    tracing._inject(ours, span)
+    theirs: dict[str, str] = {}
+    propagate.inject(theirs, context=trace.set_span_in_context(span))
+    assert ours == theirs and "traceparent" in ours
+
+
+def test_unsampled_trace_passes_through_without_spans() -> None:
+    from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ParentBased
+
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider(sampler=ParentBased(ALWAYS_OFF))
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    hook = tracing.TracingHook(provider)
+    root = Info(kind="client", service="b", method="work")
+    hook.client_start(root)  # the sampler says no at the root
+    incoming = root.headers["traceparent"]
+    assert incoming.endswith("-00") or incoming.endswith("-02")
+    serve = Info(kind="server", service="b", method="work", headers=dict(root.headers))
+    hook.server_start(serve)
+    nested = Info(kind="client", service="c", method="leaf")
+    hook.client_start(nested)
+    hook.client_end(nested)
+    hook.server_end(serve)
+    hook.client_end(root)
+    # The same trace and parent ids go on; nothing is recorded anywhere.
+    assert nested.headers["traceparent"] == incoming
+    assert exporter.get_finished_spans() == ()
+
+
+def test_edge_traceparent_is_the_parent(traced: Traced) -> None:
+    hook, exporter = traced
+    given = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+    call = Info(kind="client", headers={"traceparent": given, "x-tenant": "acme"})
+    hook.client_start(call)
+    hook.client_end(call)
+    [span] = exporter.get_finished_spans()
+    assert format(span.context.trace_id, "032x") == "0af7651916cd43dd8448eb211c80319c"
+    assert format(span.parent.span_id, "016x") == "b7ad6b7169203331"
+    assert call.headers["traceparent"].split("-")[2] == format(span.context.span_id, "016x")
+    assert call.headers["x-tenant"] == "acme"
+
+
+def test_without_sdk_the_context_passes_through() -> None:
+    hook = tracing.TracingHook()  # the global provider: the API's no-op one in unit tests
+    given = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+    serve = Info(kind="server", headers={"traceparent": given})
+    hook.server_start(serve)
+    nested = Info(kind="client")
+    hook.client_start(nested)
+    hook.client_end(nested)
+    hook.server_end(serve)
+    assert nested.headers["traceparent"] == given
+    edge = Info(kind="client", headers={"traceparent": "junk"})
+    hook.client_start(edge)
+    assert edge.headers == {"traceparent": "junk"}  # nothing better to send: left alone
