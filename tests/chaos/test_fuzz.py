@@ -94,10 +94,6 @@ async def test_request_key_fuzz_every_valid_call_answered_garbage_counted(
     assert len(must_not_run) > 1000  # the invalid envelopes: each kind is pinned below
 
 
-@pytest.mark.xfail(
-    reason="until helper C's strict envelope checks land: NaN/inf deadline and v=True run",
-    strict=False,
-)
 async def test_invalid_envelopes_never_run(caller, redis_flushed, record_dir):
     worker = start_worker(redis_flushed, record_dir)
     try:
