@@ -166,11 +166,10 @@ class Service:
             # act on a request whose caller reported a timeout.
             hooks.dropped("expired", "requests")
             logger.info(
-                "%s.%s expired before a worker took it (caller %s) [%s]",
+                "%s.%s expired before a worker took it (caller %s)",
                 self.name,
                 envelope.method,
                 envelope.caller or "?",
-                envelope.correlation_id,
                 extra={"correlation_id": envelope.correlation_id},
             )
             return None
@@ -294,20 +293,17 @@ class Service:
             # the wire as their code; they carry no traceback.
             metrics.inc("requests_failed")
             logger.info(
-                "%s.%s failed: %s %s [%s]",
+                "%s.%s failed: %s %s",
                 self.name,
                 method,
                 exc.code,
                 exc.message,
-                cid,
                 extra={"correlation_id": cid},
             )
             return error_reply(envelope.id, exc.to_wire())
         except Exception:
             metrics.inc("requests_failed")
-            logger.exception(
-                "%s.%s raised [%s]", self.name, method, cid, extra={"correlation_id": cid}
-            )
+            logger.exception("%s.%s raised", self.name, method, extra={"correlation_id": cid})
             return error_reply(
                 envelope.id,
                 {

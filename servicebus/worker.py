@@ -135,9 +135,8 @@ class Dispatcher:
             self.slots.release()
             hooks.dropped("replayed", "requests")
             logger.warning(
-                "dropped a replayed request %s [%s]",
+                "dropped a replayed request %s",
                 envelope.id,
-                envelope.correlation_id,
                 extra={"correlation_id": envelope.correlation_id},
             )
         return kept
@@ -169,10 +168,9 @@ class Dispatcher:
             return
         hooks.dropped("undeliverable", "replies")
         logger.warning(
-            "reply to %s not delivered: %s [%s]",
+            "reply to %s not delivered: %s",
             reply_to,
             error,
-            cid,
             extra={"correlation_id": cid},
         )
 

@@ -90,6 +90,25 @@ async def test_unexpected_exception_is_internal_without_traceback(caplog) -> Non
     assert record.correlation_id in str(info.value)
 
 
+async def test_service_log_lines_print_the_correlation_id_once(caplog) -> None:
+    # The formatter of environ.logging_config prints [%(correlation_id)s]; the message
+    # text must not carry it a second time.
+    from servicebus.environ import logging_config
+
+    fmt = logging_config("misc", {})["formatters"]["service"]["format"]
+    formatter = logging.Formatter(fmt)
+    caplog.set_level(logging.INFO, logger="servicebus.service")
+    async with serve(misc):
+        with servicebus.bind("cid-once-7"):
+            for method in ("fail", "crash"):
+                with pytest.raises(RemoteError):
+                    await servicebus.acall("misc.request", method)
+    records = [r for r in caplog.records if r.name == "servicebus.service"]
+    assert len(records) >= 2
+    for record in records:
+        assert formatter.format(record).split("\n")[0].count("cid-once-7") == 1
+
+
 async def test_unserializable_reply_is_internal_error() -> None:
     async with serve(misc):
         with pytest.raises(RemoteError) as info:
