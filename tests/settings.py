@@ -39,3 +39,11 @@ if _postgres_answers():
         # One test database per run: test runs of several checkouts may share this server.
         "TEST": {"NAME": f"servicebus_test_outbox_{os.getpid()}"},
     }
+
+# --- servicebus.dashboard tests: staff login needs auth, sessions and their middleware.
+INSTALLED_APPS += ["django.contrib.auth", "django.contrib.sessions", "servicebus.dashboard"]
+MIDDLEWARE = [
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+]
+ROOT_URLCONF = "tests.unit.dashboard.urls"  # mounts the dashboard at /bus/
