@@ -16,8 +16,9 @@ from typing import Any
 from asgiref.sync import sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
+from servicebus.dashboard import data
 from servicebus.dashboard.access import is_staff
-from servicebus.dashboard.render import render_fragment
+from servicebus.dashboard.render import lenient, render_fragment
 
 logger = logging.getLogger("servicebus.dashboard")
 
@@ -32,14 +33,19 @@ VIEW_ARGS = {
 MAX_ARG_LENGTH = 200
 
 
-def render_live(view: str, args: dict[str, str], mount: str) -> tuple[str | None, str | None]:
+async def live_fragment(
+    view: str, args: dict[str, str], mount: str
+) -> tuple[str | None, str | None]:
     """The live part of a view's page, or no HTML and why the figures cannot be read."""
-    from servicebus.dashboard.views import live_context
-
-    context = {"view": view, "mount": mount, **args, **live_context(view, **args)}
-    if context["error"]:
-        return None, context["error"]  # the page keeps its last figures, marked stale
-    return render_fragment(f"{view}_live.html", context), None
+    context: dict[str, Any] = {"view": view, "mount": mount, **args, "missing": False}
+    try:
+        context["data"] = lenient(await data.aread(view, **args))
+    except data.Unavailable as exc:
+        return None, str(exc)  # the page keeps its last figures, marked stale
+    except data.NotFound:
+        context.update(data=None, missing=True)
+    render = sync_to_async(render_fragment, thread_sensitive=False)
+    return await render(f"{view}_live.html", context), None
 
 
 class DashboardConsumer(AsyncJsonWebsocketConsumer):
@@ -96,9 +102,7 @@ class DashboardConsumer(AsyncJsonWebsocketConsumer):
         while True:
             started = time.monotonic()
             try:
-                html, error = await sync_to_async(render_live, thread_sensitive=False)(
-                    view, args, mount
-                )
+                html, error = await live_fragment(view, args, mount)
             except Exception:
                 # A bug in one read must not end the page's live updates: log and retry.
                 logger.exception("dashboard: rendering %s failed", view)

@@ -31,7 +31,7 @@ def live_context(view: str, **args: Any) -> dict[str, Any]:
         figures = lenient(data.read(view, **args))
         return {"data": figures, "error": None, "missing": False}
     except data.Unavailable as exc:
-        return {"data": None, "error": f"Redis is unavailable: {exc}", "missing": False}
+        return {"data": None, "error": str(exc), "missing": False}
     except data.NotFound:
         return {"data": None, "error": None, "missing": True}
 

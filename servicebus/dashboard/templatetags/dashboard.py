@@ -61,6 +61,35 @@ def sparkline(values: Any, size: str = "120x24") -> SafeString:
     )
 
 
+# A history point is [start, calls, errors, p50_ms, p99_ms] (servicebus.telemetry.stats).
+_SERIES = {"calls_per_s": 1, "errors_per_s": 2, "p50_ms": 3, "p99_ms": 4}
+
+
+@register.filter
+def series(history: Any, name: str) -> list[float]:
+    """One series of a history, oldest first: counts become per-second rates, gaps 0."""
+    column = _SERIES[name]
+    points = [p for p in history or [] if isinstance(p, list | tuple) and len(p) > column]
+    if len(points) >= 2:
+        try:
+            step = float(points[1][0]) - float(points[0][0])
+        except (TypeError, ValueError):
+            step = 0.0
+    else:
+        step = 0.0
+    out = []
+    for point in points:
+        value = point[column]
+        try:
+            number = float(value) if value is not None else 0.0
+        except (TypeError, ValueError):
+            number = 0.0
+        if column in (1, 2) and step > 0:
+            number /= step
+        out.append(number)
+    return out
+
+
 @register.filter
 def percent(value: Any, total: Any) -> int:
     """``value`` as a whole percentage of ``total`` (0-100, 0 when unknown)."""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import django
@@ -17,8 +17,24 @@ from django.test import Client
 
 from servicebus.dashboard import data
 
+HISTORY = [[1_700_000_000.0 + 15 * i, 15 * i, i % 2, 1.0, 2.0 * i] for i in range(60)]
+CALL = {
+    "correlation_id": "cid-1",
+    "parent_id": None,
+    "request_id": "r1",
+    "service": "inventory",
+    "method": "allocate",
+    "caller": "orders",
+    "start": 1_700_000_000.0,
+    "duration_ms": 10.0,
+    "code": "ok",
+    "kind": "server",
+    "instance": "host:1:abc",
+}
+# Shapes of servicebus.telemetry.read (what the API answers, unchanged).
 SAMPLE: dict[str, Any] = {
     "overview": {
+        "time": 1_700_000_900.0,
         "services": [
             {
                 "name": "orders",
@@ -28,90 +44,96 @@ SAMPLE: dict[str, Any] = {
                         "instance": "host:1:abc",
                         "host": "host",
                         "pid": 1,
-                        "uptime": 65,
-                        "inflight": 3,
-                        "concurrency": 64,
+                        "version": "0.1.0",
+                        "uptime": 65.0,
+                        "age": 2.0,
                         "stale": False,
-                        "age": 2,
+                        "in_flight": 3,
+                        "concurrency": 64,
+                        "calls_per_s": 12.5,
+                        "errors_per_s": 0.5,
+                        "p50_ms": 1.2,
+                        "p99_ms": 30.0,
                     },
                     {"instance": "host:2:def", "host": "host", "pid": 2, "stale": True},
                 ],
                 "backlog": 5,
                 "capacity": 100,
+                "in_flight": 3,
+                "concurrency": 64,
                 "calls_per_s": 12.5,
                 "errors_per_s": 0.5,
                 "p50_ms": 1.2,
                 "p99_ms": 30.0,
-                "history": {"calls_per_s": [1, 2, 3, 12.5], "errors_per_s": [0, 0, 1, 0.5]},
+                "history": HISTORY,
             }
-        ]
+        ],
     },
     "service": {
         "name": "orders",
         "channel": "orders.request",
-        "instances": [],
+        "instances": [{"instance": "host:1:abc", "host": "host", "pid": 1, "stale": False}],
+        "backlog": 0,
+        "capacity": 100,
+        "history": HISTORY,
         "methods": [
             {
                 "name": "place",
                 "doc": "Place an order.",
                 "request_schema": {"type": "object"},
                 "response_schema": None,
-                "calls_per_s": 1.0,
+                "count": 11,
                 "codes": {"ok": 10, "card_declined": 1},
+                "calls_per_s": 1.0,
+                "errors_per_s": 0.1,
+                "p50_ms": 2.0,
+                "p99_ms": 9.0,
             }
         ],
+        "info": {"service": "orders", "methods": []},
+        "info_error": None,
     },
     "trace": {
         "correlation_id": "cid-1",
-        "started": 1_700_000_000.0,
+        "start": 1_700_000_000.0,
         "duration_ms": 40.0,
         "calls": [
+            {**CALL, "offset_ms": 0.0, "depth": 0, "ok": True},
             {
-                "service": "inventory",
-                "method": "allocate",
-                "caller": "orders",
-                "code": "ok",
-                "offset_ms": 0.0,
-                "duration_ms": 10.0,
-                "depth": 0,
-                "correlation_id": "cid-1",
-            },
-            {
+                **CALL,
+                "request_id": "r2",
                 "service": "pricing",
                 "method": "charge",
-                "caller": "orders",
+                "start": 1_700_000_000.02,
+                "duration_ms": 20.0,
                 "code": "card_declined",
                 "offset_ms": 20.0,
-                "duration_ms": 20.0,
                 "depth": 0,
-                "correlation_id": "cid-1",
+                "ok": False,
             },
         ],
     },
     "failures": {
         "failures": [
-            {
-                "service": "pricing",
-                "method": "charge",
-                "caller": "orders",
-                "code": "card_declined",
-                "started": 1_700_000_000.0,
-                "duration_ms": 20.0,
-                "correlation_id": "cid-1",
-            }
+            {**CALL, "service": "pricing", "method": "charge", "code": "card_declined"},
         ]
     },
     "events": {
         "streams": [
             {
                 "topic": "inventory.product",
+                "stream": "servicebus:events:inventory.product",
                 "length": 3,
                 "groups": [{"name": "orders", "lag": 0, "pending": 1, "consumers": 1}],
             }
         ],
-        "outbox": {"backlog": 2},
+        "outbox": {"pending": 2, "oldest_age": 4.5},
         "dead_letters": [
-            {"topic": "inventory.product", "dead_id": "1-0", "group": "orders", "error": "boom"}
+            {
+                "topic": "inventory.product",
+                "stream": "servicebus:deadletter:inventory.product",
+                "count": 1,
+            }
         ],
     },
 }
@@ -124,23 +146,37 @@ class FakeTelemetry:
         self.down: Exception | None = None
         self.calls: list[tuple[str, dict[str, Any]]] = []
 
-    def reader(self, view: str) -> Callable[..., dict[str, Any]]:
-        def read(**args: Any) -> dict[str, Any]:
-            self.calls.append((view, args))
-            if self.down is not None:
-                raise self.down
-            if view == "service" and args["name"] != "orders":
-                raise data.NotFound(args["name"])
-            return SAMPLE[view]
+    def _answer(self, view: str, **args: Any) -> Any:
+        self.calls.append((view, args))
+        if self.down is not None:
+            raise self.down
+        return SAMPLE[view]
 
-        return read
+    async def overview(self, store: Any) -> dict[str, Any]:
+        return self._answer("overview")
+
+    async def service(self, store: Any, name: str, **options: Any) -> dict[str, Any]:
+        answer = self._answer("service", name=name)
+        if name != "orders":  # what read.service answers for a name nobody serves
+            return {**answer, "name": name, "instances": [], "info": None, "methods": []}
+        return answer
+
+    async def trace(self, store: Any, correlation_id: str) -> dict[str, Any]:
+        return self._answer("trace", correlation_id=correlation_id)
+
+    async def failures(self, store: Any) -> list[dict[str, Any]]:
+        return self._answer("failures")["failures"]
+
+    def events(self) -> dict[str, Any]:
+        return self._answer("events")
 
 
 @pytest.fixture
 def telemetry(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeTelemetry]:
-    """Canned figures behind ``data.read`` (no cache between tests)."""
+    """Canned figures behind ``data.aread`` (no cache between tests)."""
     fake = FakeTelemetry()
-    monkeypatch.setattr(data, "_reader", fake.reader)
+    monkeypatch.setattr(data, "_telemetry", lambda: fake)
+    monkeypatch.setattr(data, "_store", lambda: object())
     monkeypatch.setattr(data, "CACHE_SECONDS", 0.0)
     data.clear_cache()
     yield fake

@@ -32,6 +32,14 @@ def test_sparkline_takes_timestamp_value_pairs() -> None:
     assert 'points="0.0,9.0 10.0,1.0"' in svg
 
 
+def test_series_of_a_history() -> None:
+    history = [[0.0, 30, 3, 1.0, None], [15.0, 15, 0, 2.0, 8.0], "junk", [30.0]]
+    assert tags.series(history, "calls_per_s") == [2.0, 1.0]
+    assert tags.series(history, "errors_per_s") == [0.2, 0.0]
+    assert tags.series(history, "p99_ms") == [0.0, 8.0]
+    assert tags.series(None, "p50_ms") == []
+
+
 def test_formats() -> None:
     assert tags.percent(5, 100) == 5
     assert tags.percent(500, 100) == 100
