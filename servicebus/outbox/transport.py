@@ -112,3 +112,43 @@ def iter_dead_letters(
 def original_fields(record: dict[str, str]) -> dict[str, str]:
     """The original entry fields kept in a dead-letter record."""
     return {k[len("orig.") :]: v for k, v in record.items() if k.startswith("orig.")}
+
+
+def dead_letters(
+    client: redis.Redis, topic: str, count: int | None = None
+) -> list[tuple[str, dict[str, str]]]:
+    """(dead-letter id, record) of one topic, oldest first; at most ``count`` of them."""
+    entries: Any = client.xrange(deadletter_stream(topic), count=count)
+    return [
+        (text(entry_id), {text(k): text(v) for k, v in (record or {}).items()})
+        for entry_id, record in entries or []
+    ]
+
+
+def retry_dead_letter(client: redis.Redis, topic: str, dead_id: str, maxlen: int) -> bool:
+    """Re-add a dead letter's original entry to its topic stream and delete it, atomically.
+
+    False when it is gone (retried or purged meanwhile) or kept no original fields.
+    """
+    dead = deadletter_stream(topic)
+    moved = [False]
+
+    def move(pipe: Any) -> None:
+        # WATCHed: a concurrent retry or purge of this stream makes EXEC fail, and we
+        # look again, so one dead letter is never re-added twice.
+        entries = pipe.xrange(dead, dead_id, dead_id)
+        record = {text(k): text(v) for k, v in (entries[0][1] if entries else {}).items()}
+        fields = original_fields(record)
+        moved[0] = bool(fields)
+        if fields:
+            pipe.multi()
+            pipe.xadd(event_stream(topic), fields, maxlen=maxlen, approximate=True)
+            pipe.xdel(dead, dead_id)
+
+    client.transaction(move, dead)
+    return moved[0]
+
+
+def purge_dead_letter(client: redis.Redis, topic: str, dead_id: str) -> bool:
+    """Delete one dead letter; False when it was already gone."""
+    return bool(client.xdel(deadletter_stream(topic), dead_id))

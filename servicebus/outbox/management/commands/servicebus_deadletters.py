@@ -7,7 +7,6 @@ from typing import Any
 
 from django.core.management.base import CommandError, CommandParser
 
-from servicebus.outbox.constants import deadletter_stream, event_stream
 from servicebus.outbox.management.base import OutboxCommand
 from servicebus.outbox.settings import get_outbox_settings
 from servicebus.outbox.transport import (
@@ -15,6 +14,8 @@ from servicebus.outbox.transport import (
     deadletter_topics,
     iter_dead_letters,
     original_fields,
+    purge_dead_letter,
+    retry_dead_letter,
 )
 
 
@@ -51,16 +52,11 @@ class Command(OutboxCommand):
                 self.stdout.write(json.dumps({"topic": topic, "dead_id": dead_id, **record}))
                 continue
             if action == "retry":
-                fields = original_fields(record)
-                if not fields:
+                if not original_fields(record):
                     raise CommandError(f"dead letter {dead_id} kept no original fields; purge it")
                 # Every group on the stream sees it again; inboxes skip groups that processed it.
-                client.xadd(
-                    event_stream(topic),
-                    fields,  # type: ignore[arg-type]
-                    maxlen=settings.STREAM_MAXLEN,
-                    approximate=True,
-                )
-            client.xdel(deadletter_stream(topic), dead_id)
+                retry_dead_letter(client, topic, dead_id, settings.STREAM_MAXLEN)
+            else:
+                purge_dead_letter(client, topic, dead_id)
         if action != "list":
             self.stdout.write(f"{action}: {len(selected)} dead letter(s)")
