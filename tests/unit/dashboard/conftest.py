@@ -183,6 +183,12 @@ def telemetry(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeTelemetry]:
     data.clear_cache()
 
 
+@pytest.fixture(autouse=True)
+def fast_passwords(settings: Any) -> None:
+    """Test users log in many times: a fast hasher keeps the suite quick."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
 @pytest.fixture
 def staff_user(django_user_model: Any) -> Any:
     return django_user_model.objects.create_user("ops", password="pw-ops-1234", is_staff=True)
