@@ -9,6 +9,7 @@ from urllib.parse import urlencode
 
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.urls import reverse
+from django.views.decorators.csrf import ensure_csrf_cookie
 
 View = Callable[..., HttpResponse]
 
@@ -38,7 +39,9 @@ def staff_page(view: View) -> View:
 
         return render(request, "forbidden.html", {}, status=403)
 
-    return wrapper
+    # Every page carries a form (sign out, retry...): its CSRF cookie must be set even in
+    # a project without CsrfViewMiddleware (a JSON API); the POST views check it.
+    return ensure_csrf_cookie(wrapper)
 
 
 def staff_api(view: View) -> View:

@@ -86,8 +86,8 @@ async def aread(view: str, **args: Any) -> dict[str, Any]:
     except (Unavailable, NotFound, asyncio.CancelledError):
         raise
     except Exception as exc:
-        if _is_unavailable(exc):
-            raise Unavailable(f"Redis is unavailable ({_describe(exc)})") from exc
+        if is_unavailable(exc):
+            raise Unavailable(f"Redis is unavailable ({describe(exc)})") from exc
         raise
     if len(_cache) > 256:  # one entry per (view, args): traces are looked up by id
         _cache.clear()
@@ -105,7 +105,8 @@ def clear_cache() -> None:
     _cache.clear()
 
 
-def _is_unavailable(exc: BaseException) -> bool:
+def is_unavailable(exc: BaseException) -> bool:
+    """True for the errors of a Redis (or bus) that cannot be reached right now."""
     import redis.exceptions
 
     from servicebus.errors import BusUnavailable
@@ -120,6 +121,7 @@ def _is_unavailable(exc: BaseException) -> bool:
     return isinstance(exc, transient)
 
 
-def _describe(exc: BaseException) -> str:
+def describe(exc: BaseException) -> str:
+    """An error's text, short enough for a banner."""
     text = str(exc) or type(exc).__name__
     return text if len(text) <= 200 else text[:200] + "…"

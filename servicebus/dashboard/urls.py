@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from servicebus.dashboard import api, views
+from servicebus.dashboard import actions, api, views
 
 app_name = "servicebus_dashboard"
 
@@ -13,6 +13,13 @@ urlpatterns = [
     path("traces/<path:correlation_id>", views.trace, name="trace"),
     path("failures", views.failures, name="failures"),
     path("events", views.events, name="events"),
+    path("events/deadletters/<str:topic>", actions.dead_letters, name="dead-letters"),
+    path(
+        "events/deadletters/<str:topic>/confirm/<str:action>",
+        actions.confirm,
+        name="dead-letters-confirm",
+    ),
+    path("events/deadletters/<str:topic>/<str:action>", actions.act, name="dead-letters-act"),
     path("login/", views.login, name="login"),
     path("logout/", views.logout, name="logout"),
     path("assets/<str:name>", views.asset, name="asset"),

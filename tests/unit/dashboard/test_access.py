@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
@@ -100,3 +101,21 @@ def test_pages_are_not_cached_or_framed(telemetry: Any, staff_client: Client) ->
     resp = staff_client.get("/bus/")
     assert resp["Cache-Control"] == "no-store"
     assert resp["X-Frame-Options"] == "DENY"
+
+
+def csrf_token_of(html: str) -> str:
+    return re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', html).group(1)
+
+
+def test_pages_set_the_csrf_cookie_their_forms_need(telemetry: Any, staff_user: Any) -> None:
+    # No CsrfViewMiddleware in these settings (as in a JSON-API project): still protected.
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(staff_user)
+    assert client.post("/bus/logout/").status_code == 403  # no token
+    page = client.get("/bus/")
+    assert "csrftoken" in page.cookies
+    resp = client.post(
+        "/bus/logout/", {"csrfmiddlewaretoken": csrf_token_of(page.content.decode())}
+    )
+    assert resp.status_code == 302
+    assert client.get("/bus/").status_code == 302  # signed out
