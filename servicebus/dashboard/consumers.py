@@ -53,6 +53,10 @@ class DashboardConsumer(AsyncJsonWebsocketConsumer):
 
     # Seconds between two pushes of fresh figures.
     refresh = 1.5
+    # No channel layer: the consumer pushes from its own task and joins no group. With one,
+    # channels would also wait on the layer's receive, and a Redis outage would end that
+    # receive with an error and close the very page that should say Redis is down.
+    channel_layer_alias = None
 
     async def connect(self) -> None:
         """Accept staff users (the scope's user comes from channels' AuthMiddlewareStack)."""

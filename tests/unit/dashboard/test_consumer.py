@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from channels.layers import InMemoryChannelLayer
 from channels.testing import WebsocketCommunicator
 from django.contrib.auth.models import AnonymousUser
 
@@ -108,4 +109,23 @@ async def test_bad_subscriptions_are_refused(telemetry: Any, subscription: Any) 
     message = await socket.receive_json_from(timeout=5)
     assert message == {"ok": False, "error": "unknown view or arguments"}
     assert telemetry.calls == []
+    await socket.disconnect()
+
+
+class BrokenLayer(InMemoryChannelLayer):
+    """A channel layer whose Redis is down: every receive fails at once."""
+
+    async def receive(self, channel: str) -> dict:
+        raise ConnectionError("Connection closed by server.")
+
+
+async def test_a_channel_layer_outage_does_not_close_the_page(telemetry: Any, settings) -> None:
+    settings.CHANNEL_LAYERS = {
+        "default": {"BACKEND": "tests.unit.dashboard.test_consumer.BrokenLayer"}
+    }
+    socket, connected = await open_socket(User(staff=True))
+    assert connected
+    await socket.send_json_to({"view": "overview", "args": {}})
+    for _ in range(3):
+        assert (await socket.receive_json_from(timeout=5))["ok"] is True
     await socket.disconnect()
