@@ -16,6 +16,7 @@ import argparse
 import contextlib
 import json
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -52,13 +53,17 @@ def main() -> int:
         signal.signal(signal.SIGINT, signal.default_int_handler)
         signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
         redis_url = None if args.embedded else find_or_start_redis(procs, args.redis_url)
+        staff = None
         if redis_url is None:
             start_embedded(procs, data_dir, port)
         else:
-            start_over_redis(procs, data_dir, port, redis_url)
+            staff = start_over_redis(procs, data_dir, port, redis_url)
         base = f"http://127.0.0.1:{port}"
         wait_healthy(base, procs, timeout=60)
         order = place_sample_order(base, procs)
+        if staff is not None:
+            print(f"\nBus dashboard: {base}/bus/  (staff login: {staff[0]} / {staff[1]})")
+            print(f"  the sample order's trace: {base}/bus/traces/{order.get('correlation_id')}")
         if args.once:
             return 0 if order.get("status") == "confirmed" else 1
         print(f"\nRunning at {base} (logs in {data_dir / 'logs'}). Try:")
@@ -170,8 +175,13 @@ def find_or_start_redis(procs: Processes, url: str | None) -> str | None:
     return f"redis://127.0.0.1:{port}/0"
 
 
-def start_over_redis(procs: Processes, data_dir: Path, port: int, redis_url: str) -> None:
-    """Each service as its own project: migrate, sample data, runworker; daphne for orders."""
+def start_over_redis(
+    procs: Processes, data_dir: Path, port: int, redis_url: str
+) -> tuple[str, str]:
+    """Each service as its own project: migrate, sample data, runworker; daphne for orders.
+
+    Returns the staff login (user, password) created for the bus dashboard at /bus/.
+    """
     print(f"Redis mode: {redis_url}")
     envs = {
         service: {
@@ -190,6 +200,13 @@ def start_over_redis(procs: Processes, data_dir: Path, port: int, redis_url: str
 
     with ThreadPoolExecutor(len(SERVICES)) as pool:  # three databases, side by side
         list(pool.map(prepare, SERVICES))
+    # A staff login for the dashboard that orders serves: a fresh password every run.
+    staff = ("demo", secrets.token_urlsafe(9))
+    manage(
+        "orders",
+        ["createsuperuser", "--noinput", "--username", staff[0], "--email", "demo@localhost"],
+        {**envs["orders"], "DJANGO_SUPERUSER_PASSWORD": staff[1]},
+    )
     # The initial copy of inventory's products into the replicas (the documented path:
     # loading applies revisions, so the same events arriving later change nothing).
     dump = data_dir / "inventory-products.jsonl"
@@ -234,6 +251,7 @@ def start_over_redis(procs: Processes, data_dir: Path, port: int, redis_url: str
         cwd=SERVICES_DIR / "orders",
         env=envs["orders"],
     )
+    return staff
 
 
 def start_embedded(procs: Processes, data_dir: Path, port: int) -> None:

@@ -1,4 +1,5 @@
-from django.urls import path
+from django.apps import apps
+from django.urls import include, path
 
 from orders import views
 
@@ -8,6 +9,9 @@ urlpatterns = [
     path("products", views.list_products, name="products"),
     path("health", views.health, name="health"),
 ]
+if apps.is_installed("servicebus.dashboard"):  # orders_project; not the embedded mode
+    # The bus dashboard (staff only): services, instances, traces, failures, events.
+    urlpatterns.append(path("bus/", include("servicebus.dashboard.urls")))
 
 # Every error the API returns is JSON, Django's own included.
 handler400 = "orders.http_errors.bad_request"

@@ -21,11 +21,25 @@ TIME_ZONE = "UTC"
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # servicebus before channels: its runworker (concurrent, draining) replaces channels' one.
-INSTALLED_APPS = ["servicebus", "servicebus.outbox", "channels", "orders"]
+# The bus dashboard (/bus/) is staff-only: Django's auth and sessions log staff in.
+INSTALLED_APPS = [
+    "servicebus",
+    "servicebus.outbox",
+    "channels",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "servicebus.dashboard",
+    "orders",
+]
 ASGI_APPLICATION = "orders_project.asgi.application"
 ROOT_URLCONF = "orders.urls"
-# A JSON API: no sessions, cookies, CSRF or templates.
-MIDDLEWARE: list[str] = []
+# A JSON API without CSRF or templates; sessions only for the dashboard's staff login
+# (the dashboard checks CSRF on its own forms and ships its own templates).
+MIDDLEWARE = [
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+]
 TEMPLATES: list[dict] = []
 
 # Seconds each saga step waits for its service before the order fails with "timeout".
