@@ -48,10 +48,11 @@ def sparkline(values: Any, size: str = "120x24") -> SafeString:
     coords = " ".join(
         f"{i * step:.1f},{h - 1 - (p - low) / span * (h - 2):.1f}" for i, p in enumerate(points)
     )
+    # Stretched to its box's width; the stroke keeps its width (non-scaling).
     return format_html(
-        '<svg class="spark" width="{}" height="{}" viewBox="0 0 {} {}" role="img" '
-        'aria-label="last {} points, max {}"><polyline points="{}"/></svg>',
-        int(w),
+        '<svg class="spark" width="100%" height="{}" viewBox="0 0 {} {}" '
+        'preserveAspectRatio="none" role="img" aria-label="last {} points, max {}">'
+        '<polyline vector-effect="non-scaling-stroke" points="{}"/></svg>',
         int(h),
         int(w),
         int(h),
@@ -67,9 +68,14 @@ _SERIES = {"calls_per_s": 1, "errors_per_s": 2, "p50_ms": 3, "p99_ms": 4}
 
 @register.filter
 def series(history: Any, name: str) -> list[float]:
-    """One series of a history, oldest first: counts become per-second rates, gaps 0."""
+    """One series of a history, oldest first: counts become per-second rates, gaps 0.
+
+    A rate leaves out the newest point: its slot is still filling, and would always dip.
+    """
     column = _SERIES[name]
     points = [p for p in history or [] if isinstance(p, list | tuple) and len(p) > column]
+    if column in (1, 2):
+        points = points[:-1]
     if len(points) >= 2:
         try:
             step = float(points[1][0]) - float(points[0][0])

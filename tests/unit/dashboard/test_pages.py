@@ -25,7 +25,7 @@ def test_overview(telemetry: Any, staff_client: Client) -> None:
     assert html.count('class="instance stale"') == 1
     assert "12.5" in html and "30 ms" in html  # calls/s, p99
     assert html.count("<svg") == 4  # calls/s, errors/s, p50, p99 over 15 minutes
-    assert 'aria-label="last 60 points, max 59"' in html  # 15 s counts as calls/s
+    assert 'aria-label="last 59 points, max 58"' in html  # 15 s counts as calls/s
     assert 'data-ws="/bus/ws"' in html and 'data-view="overview"' in html
 
 

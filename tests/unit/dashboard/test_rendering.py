@@ -17,7 +17,7 @@ from servicebus.errors import BusUnavailable
 
 def test_sparkline_is_inline_svg_scaled_to_its_box() -> None:
     svg = str(tags.sparkline([0, 5, 10], "100x20"))
-    assert svg.startswith('<svg class="spark" width="100" height="20"')
+    assert svg.startswith('<svg class="spark" width="100%" height="20" viewBox="0 0 100 20"')
     points = re.search(r'points="([^"]+)"', svg).group(1).split()
     assert points == ["0.0,19.0", "50.0,10.0", "100.0,1.0"]  # lowest at the bottom
 
@@ -34,9 +34,10 @@ def test_sparkline_takes_timestamp_value_pairs() -> None:
 
 def test_series_of_a_history() -> None:
     history = [[0.0, 30, 3, 1.0, None], [15.0, 15, 0, 2.0, 8.0], "junk", [30.0]]
+    history.append([30.0, 1, 1, 4.0, 9.0])  # the slot still filling
     assert tags.series(history, "calls_per_s") == [2.0, 1.0]
     assert tags.series(history, "errors_per_s") == [0.2, 0.0]
-    assert tags.series(history, "p99_ms") == [0.0, 8.0]
+    assert tags.series(history, "p99_ms") == [0.0, 8.0, 9.0]
     assert tags.series(None, "p50_ms") == []
 
 
