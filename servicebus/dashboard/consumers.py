@@ -38,8 +38,11 @@ async def live_fragment(
 ) -> tuple[str | None, str | None]:
     """The live part of a view's page, or no HTML and why the figures cannot be read."""
     context: dict[str, Any] = {"view": view, "mount": mount, **args, "missing": False}
+    # A service's method docs and schemas are on the page already (its _info answer,
+    # read once at page load): the refreshes ask for the figures only.
+    read_args = {**args, "ask": False} if view == "service" else args
     try:
-        context["data"] = lenient(await data.aread(view, **args))
+        context["data"] = lenient(await data.aread(view, **read_args))
     except data.Unavailable as exc:
         return None, str(exc)  # the page keeps its last figures, marked stale
     except data.NotFound:

@@ -61,7 +61,9 @@ async def _fetch(view: str, args: dict[str, Any]) -> dict[str, Any]:
     if view == "overview":
         return dict(await telemetry.overview(store))
     if view == "service":
-        result = await telemetry.service(store, args["name"], timeout=INFO_TIMEOUT)
+        # ask=False (the live refreshes): the figures only, no _info call every 1.5 s.
+        ask = args.get("ask", True)
+        result = await telemetry.service(store, args["name"], ask=ask, timeout=INFO_TIMEOUT)
         if not result.get("instances") and not result.get("info"):
             raise NotFound(args["name"])
         return dict(result)

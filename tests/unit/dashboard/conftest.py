@@ -90,7 +90,17 @@ SAMPLE: dict[str, Any] = {
                 "p99_ms": 9.0,
             }
         ],
-        "info": {"service": "orders", "methods": []},
+        "info": {
+            "service": "orders",
+            "methods": [
+                {
+                    "name": "place",
+                    "doc": "Place an order.",
+                    "request_schema": {"type": "object"},
+                    "response_schema": None,
+                }
+            ],
+        },
         "info_error": None,
     },
     "trace": {
@@ -156,7 +166,7 @@ class FakeTelemetry:
         return self._answer("overview")
 
     async def service(self, store: Any, name: str, **options: Any) -> dict[str, Any]:
-        answer = self._answer("service", name=name)
+        answer = self._answer("service", name=name, ask=options.get("ask", True))
         if name != "orders":  # what read.service answers for a name nobody serves
             return {**answer, "name": name, "instances": [], "info": None, "methods": []}
         return answer

@@ -76,6 +76,8 @@ async def test_outage_is_reported_then_figures_come_back(telemetry: Any) -> None
     while not message["ok"]:
         message = await socket.receive_json_from(timeout=5)
     assert 'data-method="place"' in message["html"]  # sent again after the outage
+    # Refreshes never ask the service for its _info (the page has the docs already).
+    assert {args["ask"] for view, args in telemetry.calls} == {False}
     await socket.disconnect()
 
 

@@ -31,7 +31,10 @@ def test_overview(telemetry: Any, staff_client: Client) -> None:
 
 def test_service(telemetry: Any, staff_client: Client) -> None:
     html = page(staff_client, "/bus/services/orders")
-    assert 'data-method="place"' in html and "Place an order." in html
+    assert '<tr class="method" data-method="place">' in html  # live figures
+    assert '<tr class="method-doc" data-method="place">' in html  # reference, from _info
+    assert "Place an order." in html
+    assert telemetry.calls == [("service", {"name": "orders", "ask": True})]
     assert "card_declined 1" in html
     assert "&quot;type&quot;: &quot;object&quot;" in html  # schema, escaped
 
