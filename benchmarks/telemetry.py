@@ -5,6 +5,8 @@
 
 Modes (the caller, this process, and the worker, a runworker process, alike):
   off      SERVICEBUS["TELEMETRY"] = False: no hooks at all
+  hooks    the default hooks (stats, access log) without records, metrics or tracing:
+           against "record", what recording alone costs
   metrics  Prometheus hook + tracing hook with an OpenTelemetry SDK tracer provider installed
            (spans go to a batch processor whose exporter drops them), no call records
   record   call records on (every call, batched XADD), no metrics, no tracing
@@ -29,7 +31,7 @@ from benchmarks.rpc import Cell, run_async_cell  # noqa: E402
 from tests.support.processes import ManagedProcess  # noqa: E402
 from tests.support.redis_server import RedisServer  # noqa: E402
 
-MODES = ("off", "metrics", "record", "all")
+MODES = ("off", "hooks", "metrics", "record", "all")
 SETTINGS = "benchmarks.telemetry_settings"
 
 

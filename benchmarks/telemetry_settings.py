@@ -12,6 +12,7 @@ def mode_settings(mode: str) -> dict[str, Any]:
     on = {
         "off": {"TELEMETRY": False, "METRICS": False, "TRACING": False, "RECORD_CALLS": False},
         "metrics": {"METRICS": True, "TRACING": True, "RECORD_CALLS": False},
+        "hooks": {"METRICS": False, "TRACING": False, "RECORD_CALLS": False},
         "record": {"METRICS": False, "TRACING": False, "RECORD_CALLS": True},
         "all": {},
     }[mode]
