@@ -21,15 +21,15 @@ from channels.layers import channel_layers
 from channels.routing import URLRouter
 from channels.testing import WebsocketCommunicator
 from django.test import Client
+
+from servicebus.dashboard import data
+from servicebus.dashboard.consumers import DashboardConsumer
+from servicebus.dashboard.routing import websocket_urlpatterns
 from servicebus.telemetry import store as keys
 from servicebus.telemetry.records import CallRecorder
 from servicebus.telemetry.registry import Heartbeat
 from servicebus.telemetry.stats import stats
 from servicebus.telemetry.store import get_store
-
-from servicebus.dashboard import data
-from servicebus.dashboard.consumers import DashboardConsumer
-from servicebus.dashboard.routing import websocket_urlpatterns
 from tests.support.redis_server import RedisServer
 
 pytestmark = [pytest.mark.redis, pytest.mark.django_db(transaction=True)]
