@@ -53,3 +53,11 @@ def on_config(config: Any) -> Any:
         nav.append({"More": more})
     config.nav = nav
     return config
+
+
+def on_page_markdown(markdown: str, page: Any, config: Any, files: Any) -> str:
+    """The home page is README.md, whose links start at the repository root: rebase them."""
+    if page.file.src_uri == "index.md" and markdown.strip() == '--8<-- "README.md"':
+        readme = Path(config["config_file_path"]).parent / "README.md"
+        return readme.read_text(encoding="utf-8").replace("](docs/", "](")
+    return markdown
