@@ -15,10 +15,14 @@ Configure it like channels_redis, plus a few options of its own::
         }
     }
 
+For a Redis Cluster, list seed nodes and add ``"cluster": True``; for Sentinel, a host
+entry ``{"master_name": ..., "sentinels": [...]}`` (see docs/layer.md and docs/scaling.md).
+
 Modules: ``core`` (the layer), ``codec`` (message bytes), ``batching`` (send coalescing),
-``drain`` ('!' channels), ``resp`` (the RESP client), ``pool`` / ``connections`` (per-loop
-connections), ``hosts`` (settings), ``sentinel``, ``loops``, ``scripts`` (Lua),
-``stats``, ``errors``.
+``drain`` ('!' channels), ``leftovers`` (cancelled pops), ``routing`` (shards or cluster
+slots), ``cluster`` (slot map, redirections), ``resp`` (the RESP client), ``pool`` /
+``connections`` (per-loop connections), ``hosts`` (settings), ``sentinel``, ``loops``,
+``scripts`` (Lua), ``groups``, ``stats``, ``errors``.
 """
 
 from .core import RedisChannelLayer

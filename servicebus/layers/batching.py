@@ -10,7 +10,7 @@ from typing import Any
 from channels.exceptions import ChannelFull
 
 from .errors import RedisNoScriptError
-from .pool import CommandClient
+from .pool import Commands
 from .resp import BIG_PIECE, Piece, bulk
 from .scripts import SEND_MANY
 from .stats import LayerStats
@@ -39,7 +39,7 @@ class SendCoalescer:
 
     def __init__(
         self,
-        client: CommandClient,
+        client: Commands,
         loop: asyncio.AbstractEventLoop,
         *,
         expiry: int,

@@ -4,12 +4,10 @@ channels_redis, on the layer's own RESP client."""
 from __future__ import annotations
 
 import asyncio
-import binascii
 import functools
 import logging
 import time
 import uuid
-from collections import deque
 from collections.abc import Callable
 from typing import Any
 
@@ -17,16 +15,18 @@ from channels.layers import BaseChannelLayer
 
 from ..backoff import Backoff
 from .batching import SendCoalescer
+from .cluster import RESENDABLE
 from .codec import Codec
-from .connections import ShardClients
 from .drain import Drainer, LocalBuffers
 from .errors import ForeignChannelError, RedisConfigError, RedisUnavailable
-from .groups import group_members
+from .groups import send_to_channels
 from .hosts import decode_hosts, parse_host
+from .leftovers import Leftovers
 from .loops import LoopState, close_with_loop
+from .pool import Commands
 from .resp import pack
-from .scripts import DELETE_PREFIX, GROUP_MEMBERS, SEND_MANY
-from .sentinel import check_host
+from .routing import ClusterRouting, Routing, ShardRouting, ring_index
+from .scripts import GROUP_MEMBERS
 from .stats import DropListener, LayerStats
 
 logger = logging.getLogger(__name__)
@@ -38,6 +38,10 @@ _MIN_BLOCK = 0.01
 _MAX_CACHED_NAMES = 4096
 
 
+def _why(error: BaseException) -> str:
+    return "Redis unavailable" if isinstance(error, RedisUnavailable) else "not served here now"
+
+
 class RedisChannelLayer(BaseChannelLayer):
     """Redis channel layer with atomic capacity-checked, coalesced sends and batch receives.
 
@@ -46,8 +50,9 @@ class RedisChannelLayer(BaseChannelLayer):
     never redelivered. The wire format (keys, sorted-set members, scores, groups) is
     channels_redis's, so stock processes can talk to this layer both ways.
 
-    Sends issued in the same event-loop tick are coalesced per shard into one Lua call
-    (expiry cleanup + capacity check + ZADD + EXPIRE). A full channel raises
+    Sends issued in the same event-loop tick are coalesced per shard (per slot on a
+    Redis Cluster, ``cluster=True``) into one Lua call (expiry cleanup + capacity
+    check + ZADD + EXPIRE). A full channel raises
     ``ChannelFull``. While Redis is down, sends fail at once with ``RedisUnavailable``
     and receives retry with a backoff; ``RedisConfigError`` (auth, TLS, version) is never
     retried. Counters are in ``stats`` (see ``STAT_NAMES``). Needs Redis >= 7.0.
@@ -72,6 +77,7 @@ class RedisChannelLayer(BaseChannelLayer):
         drain_batch: int = 64,
         max_connections: int | None = None,
         max_blocking_connections: int = 1024,
+        cluster: bool = False,
     ) -> None:
         super().__init__(expiry=expiry, capacity=capacity)
         if not isinstance(prefix, str):
@@ -91,6 +97,13 @@ class RedisChannelLayer(BaseChannelLayer):
         self.max_connections = max_connections
         self.max_blocking_connections = max_blocking_connections
         self.stats = LayerStats()
+        self.cluster = bool(cluster)
+        # ``hosts`` are the shards of a ring, or the seed nodes of one Redis Cluster.
+        self._routing: Routing = (
+            ClusterRouting(self._specs, self.stats, max_blocking=max_blocking_connections)
+            if self.cluster
+            else ShardRouting(self._specs, max_blocking=max_blocking_connections)
+        )
         self._codec = Codec(
             serializer_format,
             random_prefix_length=random_prefix_length,
@@ -102,9 +115,8 @@ class RedisChannelLayer(BaseChannelLayer):
         self._local_suffix = self.client_prefix + "!"
         self._loops: dict[asyncio.AbstractEventLoop, LoopState] = {}
         self._buffers = LocalBuffers(self.get_capacity, expiry, self.stats)
-        # Raw (member, score) pairs popped for a receive_many that was cancelled meanwhile.
-        self._leftovers: dict[str, deque[list[Any]]] = {}
-        # Validated channel names -> (key, capacity, shard, local); see _send_target.
+        self._leftovers = Leftovers(self.stats)
+        # Validated channel names -> (key, capacity, route, local); see _send_target.
         self._targets: dict[str, tuple[str, int, int, bool]] = {}
         self._receivable: set[str] = set()
 
@@ -135,12 +147,8 @@ class RedisChannelLayer(BaseChannelLayer):
         return self._codec.decode_member(member)
 
     def consistent_hash(self, value: str | bytes) -> int:
-        """The shard of a name: channels_redis's CRC32 ring."""
-        if self.ring_size == 1:
-            return 0
-        if isinstance(value, str):
-            value = value.encode("utf8")
-        return int((binascii.crc32(value) & 0xFFF) / (4096 / float(self.ring_size)))
+        """The shard of a name: channels_redis's CRC32 ring (not used on a cluster)."""
+        return ring_index(value, self.ring_size)
 
     async def new_channel(self, prefix: str = "specific") -> str:
         """A new process-local channel name (``prefix.<client>!<random>``)."""
@@ -150,19 +158,16 @@ class RedisChannelLayer(BaseChannelLayer):
         return f"{self.prefix}:group:{group}".encode()
 
     def _send_target(self, channel: str) -> tuple[str, int, int, bool]:
-        """(key, capacity, shard, local) of a valid channel name, computed once per name."""
+        """(key, capacity, route, local) of a valid channel name, computed once per name."""
         target = self._targets.get(channel)
         if target is None:
             self.require_valid_channel_name(channel)  # TypeError, as stock
             local = "!" in channel
             name = self.non_local_name(channel) if local else channel
-            # Every channel kind hashes its non-local name, so send and receive agree.
-            target = (
-                self.prefix + name,
-                self.get_capacity(channel),
-                self.consistent_hash(name),
-                local,
-            )
+            key = self.prefix + name
+            # Every channel kind routes by its non-local name (its key), so send and
+            # receive agree: a process's '!' key holds all its reply channels.
+            target = (key, self.get_capacity(channel), self._routing.route(name, key), local)
             if len(self._targets) >= _MAX_CACHED_NAMES:
                 self._targets.clear()
             self._targets[channel] = target
@@ -178,22 +183,12 @@ class RedisChannelLayer(BaseChannelLayer):
             close_with_loop(loop, functools.partial(self._loops.pop, loop, None))
         return state
 
-    def _shard(self, state: LoopState, index: int) -> ShardClients:
-        clients = state.shards.get(index)
-        if clients is None:
-            clients = state.shards[index] = ShardClients(
-                self._specs[index],
-                asyncio.get_running_loop(),
-                max_blocking=self.max_blocking_connections,
-            )
-        return clients
-
-    def _coalescer(self, index: int) -> SendCoalescer:
+    def _coalescer(self, route: int) -> SendCoalescer:
         state = self._state()
-        coalescer = state.coalescers.get(index)
+        coalescer = state.coalescers.get(route)
         if coalescer is None:
-            coalescer = state.coalescers[index] = SendCoalescer(
-                self._shard(state, index).commands,
+            coalescer = state.coalescers[route] = SendCoalescer(
+                self._routing.commands(state, route),
                 asyncio.get_running_loop(),
                 expiry=int(self.expiry),
                 max_batch=self.max_batch,
@@ -204,23 +199,24 @@ class RedisChannelLayer(BaseChannelLayer):
     # ---- native API: check, raw commands ------------------------------------------
 
     async def check(self) -> None:
-        """Connect to every shard (AUTH, SELECT, version); raise what is wrong.
+        """Connect to every shard or cluster master (AUTH, SELECT, version); raise what is wrong.
 
         RedisConfigError subclasses (auth, TLS, version) are fatal; RedisUnavailable is
         transient (retry later).
         """
-        for spec in self._specs:
-            await check_host(spec)
+        await self._routing.check()
 
     async def command(self, key: str | bytes, *args: Any) -> Any:
-        """Run one raw command on the shard owning ``key`` (error replies raise)."""
-        clients = self._shard(self._state(), self.consistent_hash(key))
-        return await clients.commands.submit(pack(args))
+        """Run one raw command on the shard (or cluster slot) owning ``key``."""
+        return await self._routing.command(self._state(), key, args)
 
     async def pipeline(self, key: str | bytes, commands: list[list[Any]]) -> list[Any]:
-        """Run raw commands in one round trip on the shard owning ``key``."""
-        clients = self._shard(self._state(), self.consistent_hash(key))
-        return await clients.commands.pipeline(commands)
+        """Run raw commands in one round trip on the shard owning ``key``.
+
+        On a cluster each command goes to the master of its own first key (its first
+        argument; ``key`` for a command without one): one round trip per master.
+        """
+        return await self._routing.pipeline(self._state(), key, commands)
 
     # ---- send ---------------------------------------------------------------------
 
@@ -282,7 +278,8 @@ class RedisChannelLayer(BaseChannelLayer):
         deadline = None if timeout is None else time.monotonic() + timeout
         key = self.prefix + channel
         state = self._state()
-        clients = self._shard(state, self.consistent_hash(channel))
+        routing = self._routing
+        route = routing.route(channel, key)
         backoff = Backoff(0.05, 1.0)
         while True:
             # Checked on every turn, so a cancelled pop's messages wait at most one block.
@@ -303,22 +300,26 @@ class RedisChannelLayer(BaseChannelLayer):
                         block = min(block, deadline - time.monotonic())
                     final = block < _MIN_BLOCK
                     if final:
-                        pop = clients.commands.submit(
+                        pop = routing.commands(state, route).submit(
                             pack(("ZMPOP", 1, key, "MIN", "COUNT", max_count))
                         )
                     else:
+                        # Asked on every turn: a cluster slot may have a new master.
+                        clients = await routing.clients(state, route)
                         pop = await clients.blocking.send(
                             pack(("BZMPOP", block, 1, key, "MIN", "COUNT", max_count)),
                             block + clients.pop_margin,
                         )
-                reply = await self._await_pop(state, channel, pop)
+                reply = await self._leftovers.wait(state, channel, pop)
             except RedisConfigError:
                 raise  # wrong password, TLS, version: no retry can fix it
-            except RedisUnavailable as exc:
+            except (RedisUnavailable, *RESENDABLE) as exc:
+                # Unreachable, or (nothing was popped) moved, busy, or no longer a master.
+                routing.failed(exc)
                 remaining = None if deadline is None else deadline - time.monotonic()
                 if remaining is not None and remaining <= 0:
                     return []
-                logger.warning("receive on %s: Redis unavailable (%s), retrying", channel, exc)
+                logger.warning("receive on %s: %s (%s), retrying", channel, _why(exc), exc)
                 delay = backoff.next()
                 await asyncio.sleep(delay if remaining is None else min(delay, remaining))
                 continue
@@ -331,43 +332,11 @@ class RedisChannelLayer(BaseChannelLayer):
                 return []
 
     def _take_leftovers(self, channel: str, max_count: int) -> list[dict[str, Any]]:
-        leftovers = self._leftovers.get(channel)
-        while leftovers:
-            pairs = [leftovers.popleft() for _ in range(min(max_count, len(leftovers)))]
+        while pairs := self._leftovers.take(channel, max_count):
             messages = self._decode_pairs(pairs)
             if messages:
                 return messages
         return []
-
-    async def _await_pop(self, state: LoopState, channel: str, pop: asyncio.Future[Any]) -> Any:
-        # The pop's future is shielded: cancelling the caller must not drop a reply Redis
-        # may already have sent. The orphaned pop is adopted by the next receive on the
-        # channel, or its messages go to the leftovers buffer when it completes.
-        try:
-            return await asyncio.shield(pop)
-        except asyncio.CancelledError:
-            if pop.done():
-                self._keep_leftovers(channel, pop)
-            else:
-                state.orphans.setdefault(channel, []).append(pop)
-                pop.add_done_callback(functools.partial(self._orphan_done, state, channel))
-            raise
-
-    def _orphan_done(self, state: LoopState, channel: str, pop: asyncio.Future[Any]) -> None:
-        orphans = state.orphans.get(channel)
-        if orphans and pop in orphans:
-            orphans.remove(pop)
-            if not orphans:
-                del state.orphans[channel]
-            self._keep_leftovers(channel, pop)
-
-    def _keep_leftovers(self, channel: str, pop: asyncio.Future[Any]) -> None:
-        if pop.cancelled() or pop.exception() is not None:
-            return
-        reply = pop.result()
-        if reply:
-            self._leftovers.setdefault(channel, deque()).extend(reply[1])
-            self.stats["kept_after_cancel"] += len(reply[1])
 
     def _decode_pairs(self, pairs: list[list[Any]]) -> list[dict[str, Any]]:
         # Stock group_send tags messages to normal channels too: the tag is dropped.
@@ -416,8 +385,10 @@ class RedisChannelLayer(BaseChannelLayer):
         state = self._state()
         if key in state.drainers:
             return
+        route = self._routing.route(real, key)
         drainer = Drainer(
-            self._shard(state, self.consistent_hash(real)),
+            functools.partial(self._routing.clients, state, route),
+            self._routing.failed,
             key,
             self._buffers,
             self._codec.decode_member,
@@ -441,38 +412,37 @@ class RedisChannelLayer(BaseChannelLayer):
         self.require_valid_group_name(group)
         self.require_valid_channel_name(channel)
         key = self._group_key(group)
-        await self.pipeline(
-            group, [["ZADD", key, time.time(), channel], ["EXPIRE", key, self.group_expiry]]
+        await self._group_commands(group).pipeline(
+            [["ZADD", key, time.time(), channel], ["EXPIRE", key, self.group_expiry]]
         )
 
     async def group_discard(self, group: str, channel: str) -> None:
         """Remove ``channel`` from ``group``; no error when it is not a member."""
         self.require_valid_group_name(group)
         self.require_valid_channel_name(channel)
-        await self.command(group, "ZREM", self._group_key(group), channel)
+        await self._group_commands(group).execute("ZREM", self._group_key(group), channel)
 
     async def group_send(self, group: str, message: dict[str, Any]) -> None:
-        """Broadcast at-most-once, one atomic script per shard; full members are counted."""
+        """Broadcast at-most-once, one atomic script per shard (per slot on a cluster).
+
+        Full members are counted and logged; the script calls run concurrently.
+        """
         self.require_valid_group_name(group)
         if not isinstance(message, dict):
             raise AssertionError("message is not a dict")
         state = self._state()
-        commands = self._shard(state, self.consistent_hash(group)).commands
         cutoff = int(time.time()) - self.group_expiry
-        raw = await GROUP_MEMBERS(commands, [self._group_key(group)], [cutoff])
+        raw = await GROUP_MEMBERS(self._group_commands(group), [self._group_key(group)], [cutoff])
         channels = [bytes(name).decode("utf8") for name in raw]
         if not channels:
             return
-        dropped = 0
-        by_shard = group_members(self, channels, message)
-        for index, keyed in by_shard.items():
-            now = time.time()
-            args: list[Any] = [now, int(self.expiry)]
-            for member, capacity in keyed.values():
-                args += (member, capacity, now)
-            shard = self._shard(state, index).commands
-            statuses = await SEND_MANY(shard, list(keyed), args)
-            dropped += statuses.count(0)
+        dropped = await send_to_channels(
+            self,
+            self._routing.route,
+            functools.partial(self._routing.commands, state),
+            channels,
+            message,
+        )
         if dropped:
             self.stats.drop("group_member_full", dropped)
             logger.warning(
@@ -482,13 +452,16 @@ class RedisChannelLayer(BaseChannelLayer):
                 len(channels),
             )
 
+    def _group_commands(self, group: str) -> Commands:
+        # The group key's shard (by group name) or cluster slot (by the key itself).
+        route = self._routing.route(group, self._group_key(group))
+        return self._routing.commands(self._state(), route)
+
     # ---- flush / close -----------------------------------------------------------
 
     async def flush(self) -> None:
-        """Delete every key of this prefix on every shard, and all locally buffered messages."""
-        state = self._state()
-        for index in range(self.ring_size):
-            await DELETE_PREFIX(self._shard(state, index).commands, [], [self.prefix + "*"])
+        """Delete every key of this prefix on every shard or master, and all buffered messages."""
+        await self._routing.delete_prefix(self._state(), self.prefix)
         self._buffers.clear()
         self._leftovers.clear()
 

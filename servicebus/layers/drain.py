@@ -12,10 +12,11 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from ..backoff import Backoff
+from .cluster import RESENDABLE
 from .connections import ShardClients
 from .errors import RedisConfigError, RedisUnavailable
 from .resp import RedisConnection, pack
@@ -206,12 +207,15 @@ class Drainer:
     blocking pool. When it is stopped (cancelled: close(), asyncio.run() ending) in the
     middle of a pop, it unblocks that pop server-side with CLIENT UNBLOCK and hands out
     whatever the pop already took, so stopping one loop's drainer never loses another
-    loop's replies.
+    loop's replies. ``clients()`` names the Redis that serves the key now (asked again
+    after a failure: a Sentinel or Cluster failover moves it); ``failed(error)`` tells
+    the routing what went wrong.
     """
 
     def __init__(
         self,
-        clients: ShardClients,
+        clients: Callable[[], Awaitable[ShardClients]],
+        failed: Callable[[BaseException], None],
         key: str,
         buffers: LocalBuffers,
         decode: _Decode,
@@ -220,14 +224,17 @@ class Drainer:
         batch: int,
         stats: LayerStats,
     ) -> None:
-        self._clients = clients
+        self._route = clients
+        self._failed = failed
+        self._clients: ShardClients | None = None
         self._key = key
         self._buffers = buffers
         self._decode = decode
         self._stats = stats
         self._conn: RedisConnection | None = None
         self._pop_command = pack(("BZMPOP", block_timeout, 1, key, "MIN", "COUNT", batch))
-        self._timeout = block_timeout + clients.pop_margin
+        self._block_timeout = block_timeout
+        self._timeout = block_timeout
 
     async def run(self) -> None:
         """Drain until cancelled; restart the drain loop after any unexpected error."""
@@ -252,11 +259,11 @@ class Drainer:
                     reply = await self._pop()
                 except RedisConfigError:
                     raise  # not transient: the supervisor logs it and retries slowly
-                except RedisUnavailable as exc:
+                except (RedisUnavailable, *RESENDABLE) as exc:
+                    # Unreachable; or moved, busy, no longer a master (nothing was popped).
                     self._drop_connection()
-                    logger.warning(
-                        "drainer for %s: Redis unavailable (%s), retrying", self._key, exc
-                    )
+                    self._failed(exc)
+                    logger.warning("drainer for %s: %s, retrying", self._key, exc)
                     await asyncio.sleep(backoff.next())
                     continue
                 backoff.reset()
@@ -273,7 +280,9 @@ class Drainer:
         conn = self._conn
         if conn is None or not conn.is_open:
             self._release()
-            conn = self._conn = await self._clients.blocking.acquire()
+            clients = self._clients = await self._route()
+            self._timeout = self._block_timeout + clients.pop_margin
+            conn = self._conn = await clients.blocking.acquire()
         pop = conn.send(self._pop_command, self._timeout)
         try:
             return await asyncio.shield(pop)
@@ -286,9 +295,11 @@ class Drainer:
         # CLIENT UNBLOCK makes it return at once; repeat it in case the BZMPOP had
         # not reached Redis yet. If it is refused (ACL), the pop ends on its own.
         deadline = time.monotonic() + self._timeout
-        while not pop.done() and time.monotonic() < deadline:
+        clients = self._clients
+        while clients is not None and not pop.done() and time.monotonic() < deadline:
             try:
-                await self._clients.commands.execute("CLIENT", "UNBLOCK", conn.client_id)
+                # The command connection to the same server as the pop's.
+                await clients.commands.execute("CLIENT", "UNBLOCK", conn.client_id)
             except Exception as exc:
                 logger.debug("CLIENT UNBLOCK failed (%s); waiting for the pop", exc)
                 await asyncio.wait([pop], timeout=max(0.0, deadline - time.monotonic()))
@@ -309,7 +320,7 @@ class Drainer:
 
     def _release(self) -> None:
         conn, self._conn = self._conn, None
-        if conn is not None:
+        if conn is not None and self._clients is not None:
             self._clients.blocking.release(conn)
 
     def _dispatch(self, pairs: list[list[Any]]) -> None:

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from typing import Any
 
 from .batching import SendCoalescer
+from .cluster import SlotClient
 from .connections import ShardClients
 
 logger = logging.getLogger(__name__)
@@ -17,8 +18,11 @@ class LoopState:
     """Connections, coalescers and drainers of one event loop."""
 
     def __init__(self) -> None:
-        self.shards: dict[int, ShardClients] = {}
+        # By shard index (hosts), or by node address (Redis Cluster).
+        self.shards: dict[Any, ShardClients] = {}
+        # By route: shard index, or cluster slot (a send script touches one slot only).
         self.coalescers: dict[int, SendCoalescer] = {}
+        self.slots: dict[int, SlotClient] = {}
         self.drainers: dict[str, asyncio.Task[None]] = {}
         # Pops still in flight whose receive_many caller was cancelled, by channel.
         self.orphans: dict[str, list[asyncio.Future[Any]]] = {}
@@ -39,6 +43,7 @@ class LoopState:
         for coalescer in self.coalescers.values():
             await coalescer.aclose()
         self.coalescers.clear()
+        self.slots.clear()
         for clients in self.shards.values():
             await clients.aclose()
         self.shards.clear()

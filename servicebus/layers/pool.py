@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-from typing import Any
+from typing import Any, Protocol
 
 from .errors import RedisUnavailable
 from .hosts import HostSpec
@@ -20,7 +20,8 @@ from .sentinel import connect
 logger = logging.getLogger(__name__)
 
 
-def _forward(source: asyncio.Future[Any], *, target: asyncio.Future[Any]) -> None:
+def forward(source: asyncio.Future[Any], *, target: asyncio.Future[Any]) -> None:
+    """Done-callback: settle ``target`` as ``source`` settled (unless it is done already)."""
     if target.done():
         return
     if source.cancelled():
@@ -29,6 +30,22 @@ def _forward(source: asyncio.Future[Any], *, target: asyncio.Future[Any]) -> Non
         target.set_exception(exc)
     else:
         target.set_result(source.result())
+
+
+class Commands(Protocol):
+    """What sends commands: a CommandClient (one Redis) or a cluster SlotClient (one slot)."""
+
+    def submit(self, data: Piece | list[Piece], replies: int = 1) -> asyncio.Future[Any]:
+        """Write a packed command; the future of its (last) reply."""
+        ...
+
+    async def execute(self, *args: Any) -> Any:
+        """Run one command; its reply."""
+        ...
+
+    async def pipeline(self, commands: list[list[Any]]) -> list[Any]:
+        """Run commands in one round trip; their replies in order."""
+        ...
 
 
 class CommandClient:
@@ -108,7 +125,7 @@ class CommandClient:
         queue, self._queue = self._queue, []
         for data, replies, future in queue:
             conn.send(data, self._timeout, replies).add_done_callback(
-                functools.partial(_forward, target=future)
+                functools.partial(forward, target=future)
             )
         return conn
 

@@ -25,6 +25,7 @@ from .errors import (
     RedisCommandError,
     RedisError,
     RedisProtocolError,
+    RedisRoleChanged,
     RedisTLSError,
     RedisUnavailable,
     RedisVersionError,
@@ -109,6 +110,8 @@ class RedisConnection(asyncio.Protocol):
         self._transport: asyncio.Transport | None = None
         self._error: RedisError | None = None
         self._lost: asyncio.Future[None] = loop.create_future()
+        # Set when the server stopped being a master: no new commands, closed when idle.
+        self._retired = False
         #: Filled by the handshake: the server's client id (for CLIENT UNBLOCK), version, role.
         self.client_id: int | None = None
         self.version: tuple[int, ...] = ()
@@ -134,17 +137,23 @@ class RedisConnection(asyncio.Protocol):
                 self._abort(RedisProtocolError(f"{self.description}: not RESP ({exc})"))
                 return
             if reply is False:
+                if self._retired and not pending:
+                    self.close()
                 return
             if not pending:
                 self._abort(RedisProtocolError(f"{self.description}: a reply nobody asked for"))
                 return
             future = pending.popleft()
             deadlines.popleft()
-            if future.done():
-                continue  # its waiter gave up; the reply is read all the same
+            # A done future: its waiter gave up; the reply is read all the same.
             if type(reply) is RedisCommandError:
-                future.set_exception(reply_error(str(reply)))
-            else:
+                error = reply_error(str(reply))
+                if isinstance(error, RedisRoleChanged):
+                    # A demoted master: this connection will never take writes again.
+                    self._retired = True
+                if not future.done():
+                    future.set_exception(error)
+            elif not future.done():
                 future.set_result(reply)
 
     def eof_received(self) -> bool:
@@ -173,8 +182,8 @@ class RedisConnection(asyncio.Protocol):
 
     @property
     def is_open(self) -> bool:
-        """True while commands can be written."""
-        return self._error is None and self._transport is not None
+        """True while new commands can be written (not after the server lost its master role)."""
+        return self._error is None and self._transport is not None and not self._retired
 
     @property
     def idle(self) -> bool:

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from .errors import RedisNoScriptError
-from .pool import CommandClient
+from .pool import Commands
 from .resp import BIG_PIECE, Piece, bulk
 
 
@@ -22,9 +22,7 @@ class LuaScript:
         self._evalsha_head = bulk("EVALSHA") + bulk(self.sha)
         self._eval_head = bulk("EVAL") + bulk(source)
 
-    async def __call__(
-        self, client: CommandClient, keys: Sequence[Any], args: Sequence[Any]
-    ) -> Any:
+    async def __call__(self, client: Commands, keys: Sequence[Any], args: Sequence[Any]) -> Any:
         """Run the script; a Redis restart (empty script cache) costs one extra round trip."""
         try:
             return await client.submit(self.evalsha(keys, args))

@@ -14,6 +14,8 @@ STAT_NAMES = (
     "channel_full",  # sends refused with ChannelFull
     "kept_after_cancel",  # messages popped for a cancelled receive, kept for the next one
     "drainer_restarts",  # drainer tasks restarted after an unexpected error
+    "redirects",  # Redis Cluster MOVED/ASK replies followed
+    "slot_map_refreshes",  # Redis Cluster slot maps loaded
     # Drop reasons (each also reported to ``on_drop``):
     "expired",  # older than ``expiry`` when read
     "undecodable",  # no serializer could read it (garbage, wrong key, foreign format)

@@ -77,8 +77,13 @@ async def test_stopping_mid_pop_unblocks_and_keeps_the_messages() -> None:
     stats = LayerStats()
     buffers = LocalBuffers(lambda c: 10, 60, stats)
     clients = FakeClients()
+
+    async def route() -> FakeClients:
+        return clients
+
     drainer = Drainer(
-        clients,  # type: ignore[arg-type]
+        route,  # type: ignore[arg-type]
+        lambda error: None,
         "asgispecific.x!",
         buffers,
         decode,
