@@ -184,7 +184,7 @@ class ClusterRouting(Routing):
         """MOVED: the slot's new master at once; any failure: refresh the map soon."""
         if isinstance(error, RedisRedirect):
             self.router.learn(error, ("", 0))
-        if isinstance(error, RESENDABLE | RedisUnavailable):
+        if isinstance(error, (*RESENDABLE, RedisUnavailable)):
             self.router.refresh_soon()
 
     async def check(self) -> None:

@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import json
+import os
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import pytest
 from channels.exceptions import ChannelFull
@@ -13,6 +18,9 @@ from tests.integration.cluster.conftest import LayerFactory
 from tests.support.redis_cluster import RedisCluster
 
 pytestmark = pytest.mark.redis
+
+ROOT = Path(__file__).resolve().parents[3]
+CONSUMER = Path(__file__).with_name("consumer.py")
 
 
 def _keys_per_master(cluster: RedisCluster) -> dict[int, int]:
@@ -168,3 +176,42 @@ async def test_moved_and_ask_are_followed_while_a_slot_migrates(
     finally:
         # Give the slot back so the other tests see the original layout.
         await asyncio.to_thread(_migrate_slot, cluster_flushed, slot, target, source, True)
+
+
+async def test_consumer_processes_never_share_a_message(
+    cluster_layer: LayerFactory, cluster_flushed: RedisCluster
+) -> None:
+    channels = ["work0.queue", "work1.queue"]
+    assert len({cluster_flushed.master_of("asgi" + c) for c in channels}) == 2
+    config = json.dumps({"hosts": cluster_flushed.urls[:2], "cluster": True, "capacity": 10_000})
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    procs = [
+        subprocess.Popen(
+            [sys.executable, str(CONSUMER), config, ",".join(channels), "1.5"],
+            stdout=subprocess.PIPE,
+            env=env,
+            text=True,
+        )
+        for _ in range(3)
+    ]
+    try:
+        for proc in procs:
+            assert proc.stdout is not None
+            assert proc.stdout.readline().strip() == "ready"
+        layer = cluster_layer(capacity=10_000)
+        total = 3000
+        for start in range(0, total, 100):
+            await asyncio.gather(
+                *(layer.send(channels[i % 2], {"id": i}) for i in range(start, start + 100))
+            )
+        outputs = [proc.communicate(timeout=90)[0] for proc in procs]
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    per_process = [out.split() for out in outputs]
+    received = [i for ids in per_process for i in ids]
+    assert len(received) == len(set(received)), "a message was delivered twice"
+    assert sorted(map(int, received)) == list(range(total)), "a message was lost"
+    assert sum(1 for ids in per_process if ids) >= 2  # the load really was shared
