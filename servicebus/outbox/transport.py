@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable, Iterator
-from typing import Any
+from typing import Any, cast
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import redis
+from redis.cluster import RedisCluster
 
 from servicebus.outbox.constants import (
     DEADLETTER_STREAM_PREFIX,
@@ -29,11 +31,74 @@ def connect(settings: OutboxSettings | None = None, *, raw: bool = False) -> red
         "socket_connect_timeout": 5.0,
         "socket_timeout": settings.CONSUMER_BLOCK_SECONDS + 10.0,
     }
-    if raw:
-        return redis.Redis.from_url(settings.REDIS_URL, **timeouts)
-    return redis.Redis.from_url(
-        settings.REDIS_URL, decode_responses=True, encoding_errors="replace", **timeouts
-    )
+    url, cluster = cluster_url(settings.REDIS_URL)
+    options: dict[str, Any] = dict(timeouts)
+    if not raw:
+        options.update(decode_responses=True, encoding_errors="replace")
+    if cluster:
+        # Same command methods as redis.Redis (it is not a subclass, hence the cast).
+        return cast(redis.Redis, ClusterStreams.from_url(url, **options))
+    return redis.Redis.from_url(url, **options)
+
+
+# ---- Redis Cluster (added by helper S for issue 13; see docs/scaling.md) ------------
+# REDIS_URL "redis://node:6379/0?cluster=1" (any node, as a seed) selects redis-py's
+# RedisCluster. A cluster runs a command only on keys of one slot, and each topic's
+# stream hashes to its own slot: a multi-topic XREADGROUP is split per slot below, and
+# dead_letter's XADD + XACK pair is pipelined without MULTI there.
+
+
+def cluster_url(url: str) -> tuple[str, bool]:
+    """``url`` without its ``cluster`` query option, and whether that option was on."""
+    parts = urlsplit(url)
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    flags = [v for k, v in query if k == "cluster"]
+    if not flags:
+        return url, False
+    rest = urlencode([(k, v) for k, v in query if k != "cluster"])
+    on = flags[-1].strip().lower() in ("1", "true", "yes", "on")
+    return urlunsplit(parts._replace(query=rest)), on
+
+
+class ClusterStreams(RedisCluster):
+    """A RedisCluster whose XREADGROUP may name streams of several slots.
+
+    Each slot's streams are read without blocking, in one command per slot (at most
+    ``count`` entries each); when none has anything, one slot's streams (in turn) get
+    the blocking read, so an idle pass still waits ``block`` ms in all and an entry on
+    another slot waits at most one block.
+    """
+
+    _turn = 0
+
+    def xreadgroup(  # type: ignore[override]
+        self,
+        groupname: str,
+        consumername: str,
+        streams: dict[Any, Any],
+        count: int | None = None,
+        block: int | None = None,
+        noack: bool = False,
+        **kwargs: Any,
+    ) -> Any:
+        """XREADGROUP over ``streams`` of any slots (see the class docstring)."""
+        by_slot: dict[int, dict[Any, Any]] = {}
+        for stream, start in streams.items():
+            by_slot.setdefault(self.keyslot(stream), {})[stream] = start
+        parts = list(by_slot.values())
+        read = super().xreadgroup
+        if len(parts) <= 1:
+            return read(groupname, consumername, streams, count, block, noack, **kwargs)
+        found: list[Any] = []
+        for part in parts:
+            reply = read(groupname, consumername, part, count, None, noack, **kwargs)
+            if reply:
+                found.extend(reply.items() if isinstance(reply, dict) else reply)
+        if found or not block:
+            return found
+        self._turn = (self._turn + 1) % len(parts)
+        reply = read(groupname, consumername, parts[self._turn], count, block, noack, **kwargs)
+        return list(reply.items()) if isinstance(reply, dict) else reply or []
 
 
 def text(value: str | bytes) -> str:
@@ -83,7 +148,9 @@ def dead_letter(
             "dead_at": f"{time.time():.3f}",
         }
     )
-    pipe = client.pipeline(transaction=True)
+    # On a cluster the two streams sit on different slots: no MULTI (at worst, a crash
+    # between the two leaves the entry pending and it is dead-lettered twice).
+    pipe = client.pipeline(transaction=not isinstance(client, RedisCluster))
     pipe.xadd(deadletter_stream(topic), record)  # type: ignore[arg-type]
     pipe.xack(event_stream(topic), group, stream_id)
     results = pipe.execute()
