@@ -17,6 +17,7 @@ from ..backoff import Backoff
 from .batching import SendCoalescer
 from .cluster import RESENDABLE
 from .codec import Codec
+from .connections import ShardClients
 from .drain import Drainer, LocalBuffers
 from .errors import ForeignChannelError, RedisConfigError, RedisUnavailable
 from .groups import send_to_channels
@@ -281,6 +282,7 @@ class RedisChannelLayer(BaseChannelLayer):
         routing = self._routing
         route = routing.route(channel, key)
         backoff = Backoff(0.05, 1.0)
+        clients: ShardClients | None = None
         while True:
             # Checked on every turn, so a cancelled pop's messages wait at most one block.
             messages = self._take_leftovers(channel, max_count)
@@ -316,6 +318,8 @@ class RedisChannelLayer(BaseChannelLayer):
             except (RedisUnavailable, *RESENDABLE) as exc:
                 # Unreachable, or (nothing was popped) moved, busy, or no longer a master.
                 routing.failed(exc)
+                if clients is not None:
+                    clients.blocking.discard_idle()
                 remaining = None if deadline is None else deadline - time.monotonic()
                 if remaining is not None and remaining <= 0:
                     return []

@@ -261,7 +261,10 @@ class Drainer:
                     raise  # not transient: the supervisor logs it and retries slowly
                 except (RedisUnavailable, *RESENDABLE) as exc:
                     # Unreachable; or moved, busy, no longer a master (nothing was popped).
+                    clients = self._clients
                     self._drop_connection()
+                    if clients is not None:
+                        clients.blocking.discard_idle()
                     self._failed(exc)
                     logger.warning("drainer for %s: %s, retrying", self._key, exc)
                     await asyncio.sleep(backoff.next())

@@ -184,6 +184,13 @@ class BlockingPool:
         else:
             conn.close()
 
+    def discard_idle(self) -> None:
+        """Close the idle connections: after a failure they may lead to a server that is
+        gone or no longer a master (lent ones fail or are retired on their own)."""
+        idle, self._idle = self._idle, []
+        for conn in idle:
+            conn.close()
+
     async def send(self, data: Piece | list[Piece], timeout: float) -> asyncio.Future[Any]:
         """Run one blocking command on a lent connection, returned when its reply is in."""
         conn = await self.acquire()

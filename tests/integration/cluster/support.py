@@ -114,7 +114,7 @@ async def run_load(
     until: asyncio.Event,
     timeout: float,
     prefix: str,
-    max_calls: int = 50_000,
+    max_calls: int = 200_000,
 ) -> None:
     """``loops`` concurrent callers over ``channels`` until ``until`` is set (bounded)."""
     counter = iter(range(max_calls))

@@ -14,6 +14,7 @@ import redis
 from servicebus.layers.errors import (
     RedisAuthError,
     RedisCommandError,
+    RedisRoleChanged,
     RedisTLSError,
     RedisUnavailable,
 )
@@ -203,3 +204,26 @@ async def test_sentinel_names_the_master(sentinel: int, private_redis: RedisServ
     unknown = parse_host({"master_name": "nobody", "sentinels": [("127.0.0.1", sentinel)]})
     with pytest.raises(RedisUnavailable, match="nobody"):
         await connect(unknown)
+
+
+async def test_a_demoted_master_retires_the_connection(private_redis: RedisServer) -> None:
+    # READONLY / UNBLOCKED: the server stopped being a master. The connection takes no
+    # new commands (the next one finds the master again) and closes once idle.
+    conn = await open_connection(parse_host({"address": private_redis.url}))
+    blocked = await open_connection(parse_host({"address": private_redis.url}))
+    try:
+        pop = blocked.send(pack(["BZMPOP", 5, 1, "k", "MIN"]), 10)
+        await asyncio.sleep(0.1)
+        with RedisServer() as other:
+            await conn.call("REPLICAOF", "127.0.0.1", other.port)
+            with pytest.raises(RedisRoleChanged, match="UNBLOCKED"):
+                await pop
+            assert not blocked.is_open
+            with pytest.raises(RedisRoleChanged, match="READONLY"):
+                await conn.call("SET", "k", "v")
+            assert not conn.is_open
+            with pytest.raises(RedisUnavailable):  # it closed itself once idle
+                await conn.call("PING")
+    finally:
+        conn.close()
+        blocked.close()
