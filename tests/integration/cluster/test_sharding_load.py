@@ -49,9 +49,10 @@ def test_calls_over_three_shards_under_load(three_hosts: list[RedisServer], tmp_
         start_worker(config, tmp_path, channels, name=f"w{i}", concurrency=32) for i in range(3)
     ]
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    callers: list[subprocess.Popen[str]] = []
     try:
         args = [sys.executable, str(CALLER), json.dumps(config), ",".join(channels)]
-        callers = [
+        callers += [
             subprocess.Popen(
                 [*args, str(shard), str(CALLS), "32", f"s{shard}"],
                 stdout=subprocess.PIPE,

@@ -1,0 +1,29 @@
+"""Settings of the scaling benchmark's worker processes (echo services, one per channel).
+
+SCALE_BENCH_CONFIG: the channel layer's CONFIG as JSON (one Redis, or cluster seeds);
+SCALE_BENCH_CHANNELS: the request channels this worker serves, comma-separated.
+"""
+
+import json
+import os
+
+SECRET_KEY = "bench-only"
+DEBUG = False
+USE_TZ = True
+INSTALLED_APPS = ["servicebus", "channels"]
+DATABASES: dict[str, dict[str, str]] = {}
+ASGI_APPLICATION = "benchmarks.scale_project.asgi.application"
+CHANNEL_LAYERS = {
+    "default": {
+        "BACKEND": "servicebus.layers.RedisChannelLayer",
+        "CONFIG": json.loads(os.environ.get("SCALE_BENCH_CONFIG", "{}")),
+    }
+}
+SERVICEBUS = {"SERVICE_NAME": "scale-bench", "WORKER_CONCURRENCY": 256, "WORKER_BATCH": 16}
+LOGGING = {
+    "version": 1,
+    "handlers": {"stderr": {"class": "logging.StreamHandler"}},
+    "root": {"handlers": ["stderr"], "level": "WARNING"},
+    # The benchmark waits for the worker's "worker serving" line.
+    "loggers": {"servicebus.worker": {"level": "INFO"}},
+}
