@@ -9,7 +9,7 @@ from typing import Any
 
 from channels.exceptions import ChannelFull
 
-from .errors import RedisNoScriptError
+from .errors import RedisNoScriptError, RedisRoleChanged
 from .pool import Commands
 from .resp import BIG_PIECE, Piece, bulk
 from .scripts import SEND_MANY
@@ -139,11 +139,13 @@ class SendCoalescer:
             parts.append(b"\r\n%b$%d\r\n%b\r\n" % (capacity_bulk, len(score), score))
         return parts, big
 
-    def _send(self, batch: list[_Pending], parts: list[Piece], big: bool, sha: bool) -> None:
+    def _send(
+        self, batch: list[_Pending], parts: list[Piece], big: bool, sha: bool, resent: bool = False
+    ) -> None:
         nargs = 1 + 2 + 4 * len(batch)  # numkeys, now, expiry; key + triple per message
         reply = self._client.submit(SEND_MANY.encoded(parts, nargs, sha=sha, big=big))
         self._in_flight.add(reply)
-        reply.add_done_callback(functools.partial(self._settle, batch, parts, big, sha))
+        reply.add_done_callback(functools.partial(self._settle, batch, parts, big, sha, resent))
 
     def _settle(
         self,
@@ -151,6 +153,7 @@ class SendCoalescer:
         parts: list[Piece],
         big: bool,
         sha: bool,
+        resent: bool,
         reply: asyncio.Future[Any],
     ) -> None:
         self._in_flight.discard(reply)
@@ -161,7 +164,12 @@ class SendCoalescer:
         exc = reply.exception()
         if isinstance(exc, RedisNoScriptError) and sha:
             # Redis restarted or its scripts were flushed: EVAL runs and caches it again.
-            self._send(batch, parts, big, sha=False)
+            self._send(batch, parts, big, sha=False, resent=resent)
+            return
+        if isinstance(exc, RedisRoleChanged) and not resent:
+            # READONLY: the script wrote nothing on a demoted master, and its connection
+            # is retired; once more, on a new connection (Sentinel names the new master).
+            self._send(batch, parts, big, sha, resent=True)
             return
         if exc is not None:
             for *_, future in batch:

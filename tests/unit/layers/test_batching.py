@@ -10,7 +10,7 @@ import pytest
 from channels.exceptions import ChannelFull
 
 from servicebus.layers.batching import SendCoalescer
-from servicebus.layers.errors import RedisNoScriptError, RedisUnavailable
+from servicebus.layers.errors import RedisNoScriptError, RedisRoleChanged, RedisUnavailable
 from servicebus.layers.stats import LayerStats
 
 
@@ -24,10 +24,13 @@ def parse_resp(data: Any) -> list[bytes]:
 class FakeClient:
     """Answers EVALSHA/EVAL like SEND_MANY; a member starting with b'full' is refused."""
 
-    def __init__(self, error: Exception | None = None, noscript: int = 0) -> None:
+    def __init__(
+        self, error: Exception | None = None, noscript: int = 0, readonly: int = 0
+    ) -> None:
         self.calls: list[list[bytes]] = []
         self.error = error
         self.noscript = noscript
+        self.readonly = readonly
 
     def submit(self, data: Any) -> asyncio.Future[Any]:
         args = parse_resp(data)
@@ -35,6 +38,9 @@ class FakeClient:
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         if self.error is not None:
             future.set_exception(self.error)
+        elif self.readonly:
+            self.readonly -= 1
+            future.set_exception(RedisRoleChanged("READONLY You can't write against a replica."))
         elif args[0] == b"EVALSHA" and self.noscript:
             self.noscript -= 1
             future.set_exception(RedisNoScriptError("NOSCRIPT No matching script"))
@@ -102,6 +108,21 @@ async def test_noscript_falls_back_to_eval_once() -> None:
     futures = [coalescer.submit("asgik", b"m", 5, "k") for _ in range(3)]
     assert await asyncio.gather(*futures) == [None] * 3
     assert [call[0] for call in client.calls] == [b"EVALSHA", b"EVALSHA", b"EVAL", b"EVAL"]
+
+
+async def test_a_demoted_master_gets_the_batch_once_more() -> None:
+    # READONLY: the script wrote nothing; the retired connection's successor (Sentinel
+    # names the new master) takes the same batch. Twice READONLY: the senders see it.
+    client = FakeClient(readonly=1)
+    coalescer, _ = _coalescer(client)
+    futures = [coalescer.submit("asgik", b"m", 5, "k") for _ in range(3)]
+    assert await asyncio.gather(*futures) == [None] * 3
+    assert len(client.calls) == 2
+    again = FakeClient(readonly=2)
+    coalescer, _ = _coalescer(again)
+    with pytest.raises(RedisRoleChanged):
+        await coalescer.submit("asgik", b"m", 5, "k")
+    assert len(again.calls) == 2
 
 
 async def test_separate_ticks_are_separate_calls() -> None:
