@@ -4,6 +4,7 @@ Redis and on a 3-master Redis Cluster.
     python -m benchmarks.scale              # 2 topologies x 3 worker counts, 3 s each (~1 min)
     python -m benchmarks.scale --quick      # 1 s each (~30 s)
     python -m benchmarks.scale --workers 1,2 --topologies cluster --duration 5
+    python -m benchmarks.scale --no-telemetry   # without the default telemetry hooks
 
 Two caller processes keep 64 calls each in flight (``echo`` of {"sku": "A1", "qty": 1})
 over six request channels, two on each cluster master (the same six names on one Redis).
@@ -158,10 +159,13 @@ class Topology:
         return [name for names in per_master.values() for name in names]
 
 
-def start_workers(topology: Topology, channels: list[str], count: int) -> list[ManagedProcess]:
+def start_workers(
+    topology: Topology, channels: list[str], count: int, telemetry: bool
+) -> list[ManagedProcess]:
     env = {
         "SCALE_BENCH_CONFIG": json.dumps(topology.config()),
         "SCALE_BENCH_CHANNELS": ",".join(channels),
+        "SCALE_BENCH_TELEMETRY": "1" if telemetry else "0",
     }
     args = [sys.executable, "-m", "django", "runworker", *channels, "--settings", SETTINGS]
     procs = [ManagedProcess(args, env=env, cwd=ROOT, name=f"worker{i}") for i in range(count)]
@@ -177,12 +181,12 @@ def measure(
 ) -> Cell:
     """Start the workers and callers, measure one window, stop them."""
     cell = Cell(topology.label, workers, seconds=args.duration)
-    procs = start_workers(topology, channels, workers)
+    procs = start_workers(topology, channels, workers, args.telemetry)
     callers: list[subprocess.Popen[str]] = []
     try:
         caller_args = [
             sys.executable, "-m", "benchmarks.scale", "--caller", json.dumps(topology.config()),
-            ",".join(channels), str(args.inflight), str(args.duration),
+            ",".join(channels), str(args.inflight), str(args.duration), str(int(args.telemetry)),
         ]  # fmt: skip
         for _ in range(args.callers):
             callers.append(
@@ -234,7 +238,9 @@ def measure(
 # ---- the caller processes ----------------------------------------------------------
 
 
-def caller_main(config: dict[str, Any], channels: list[str], inflight: int, duration: float):
+def caller_main(
+    config: dict[str, Any], channels: list[str], inflight: int, duration: float, telemetry: bool
+) -> None:
     """Connect, warm up, print "ready", wait for "go", then call for ``duration`` seconds."""
     import django
     from django.conf import settings
@@ -244,7 +250,7 @@ def caller_main(config: dict[str, Any], channels: list[str], inflight: int, dura
         CHANNEL_LAYERS={
             "default": {"BACKEND": "servicebus.layers.RedisChannelLayer", "CONFIG": config}
         },
-        SERVICEBUS={"SERVICE_NAME": f"scale-caller-{os.getpid()}"},
+        SERVICEBUS={"SERVICE_NAME": f"scale-caller-{os.getpid()}", "TELEMETRY": telemetry},
         USE_TZ=True,
     )
     django.setup()
@@ -289,11 +295,18 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--topologies", default="single,cluster", help="single and/or cluster")
     parser.add_argument("--callers", type=int, default=2, help="caller processes")
     parser.add_argument("--inflight", type=int, default=64, help="calls in flight per caller")
-    parser.add_argument("--caller", nargs=4, metavar="ARG", help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--no-telemetry",
+        dest="telemetry",
+        action="store_false",
+        help="workers and callers without the default telemetry hooks",
+    )
+    parser.add_argument("--caller", nargs=5, metavar="ARG", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.caller:
-        config, channels, inflight, duration = args.caller
-        caller_main(json.loads(config), channels.split(","), int(inflight), float(duration))
+        config, channels, inflight, duration, telemetry = args.caller
+        on = telemetry == "1"
+        caller_main(json.loads(config), channels.split(","), int(inflight), float(duration), on)
         return
     if args.quick:
         args.duration = 1.0
@@ -314,7 +327,8 @@ def main(argv: list[str] | None = None) -> None:
     print(
         f"\n{platform.node()}: {os.cpu_count()} cores, Python {platform.python_version()}, "
         f"{args.callers} caller processes x {args.inflight} in flight, "
-        f"{args.duration:g} s per cell, {time.monotonic() - started:.0f} s in all; "
+        f"{args.duration:g} s per cell, telemetry {'on' if args.telemetry else 'off'}, "
+        f"{time.monotonic() - started:.0f} s in all; "
         f"load average {load_before:.1f} before, {os.getloadavg()[0]:.1f} after"
     )
     for cell in cells:
