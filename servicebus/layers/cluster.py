@@ -224,6 +224,11 @@ class ClusterRouter:
                 reply = await conn.call("CLUSTER", "SHARDS", timeout=timeout)
                 return parse_shards(reply, address, spec.ssl is not None)
             except RedisCommandError as exc:
+                if "cluster support disabled" in str(exc):
+                    raise RedisConfigError(
+                        f"{conn.description} is not a Redis Cluster node: remove "
+                        "\"cluster\": True or list cluster nodes in 'hosts'"
+                    ) from None
                 if "unknown" not in str(exc).lower():
                     raise
             return parse_slots(await conn.call("CLUSTER", "SLOTS", timeout=timeout), address)

@@ -194,7 +194,7 @@ class ClusterRouting(Routing):
             missing = self.router.owners.count(None)
             raise RedisUnavailable(f"the cluster serves only {16384 - missing} of 16384 slots")
         for address in self.router.masters:
-            await check_host(self.router.spec(address))
+            await check_host(self.router.spec(address), cluster=True)
 
     def key_route(self, key: str | bytes) -> int:
         """The slot of a raw key."""

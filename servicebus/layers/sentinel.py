@@ -3,8 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
-from .errors import RedisConfigError, RedisError, RedisTLSError, RedisUnavailable
+from .errors import (
+    RedisAuthError,
+    RedisCommandError,
+    RedisConfigError,
+    RedisError,
+    RedisTLSError,
+    RedisUnavailable,
+)
 from .hosts import HostSpec
 from .resp import HandshakeClosed, RedisConnection, open_connection
 
@@ -56,8 +64,12 @@ async def connect(spec: HostSpec) -> RedisConnection:
     return conn
 
 
-async def check_host(spec: HostSpec) -> None:
-    """Connect once (TLS, AUTH, version, SELECT) and hang up; raise what went wrong."""
+async def check_host(spec: HostSpec, *, cluster: bool = False) -> None:
+    """Connect once (TLS, AUTH, version, SELECT) and hang up; raise what went wrong.
+
+    Also refuses a Redis Cluster node where a plain Redis is configured (``cluster``
+    False): its MOVED replies would fail every other command.
+    """
     for attempt in (1, 2):
         try:
             conn = await connect(spec)
@@ -67,5 +79,17 @@ async def check_host(spec: HostSpec) -> None:
                 raise RedisTLSError(str(exc)) from None
             await asyncio.sleep(0.2)
             continue
-        conn.close()
+        info: Any = b""
+        try:
+            if not cluster:
+                info = await conn.call("INFO", "cluster", timeout=spec.socket_timeout)
+        except (RedisAuthError, RedisCommandError):
+            pass  # INFO refused by an ACL: no hint, the layer works all the same
+        finally:
+            conn.close()
+        if b"cluster_enabled:1" in bytes(info):
+            raise RedisConfigError(
+                f'{conn.description} is a Redis Cluster node: add "cluster": True to the '
+                "layer's CONFIG (its keys are spread over the cluster's masters)"
+            )
         return

@@ -53,6 +53,7 @@ class RedisCluster:
             raise ValueError("redis-cli --cluster create needs at least 3 masters")
         self.node_timeout_ms = node_timeout_ms
         self.replicas = replicas
+        self.master_count = masters
         self.nodes: list[RedisServer] = []
         for _ in range(masters * (1 + replicas)):
             port = cluster_port()
@@ -116,11 +117,12 @@ class RedisCluster:
     def live_ports(self) -> list[int]:
         return [n.port for n in self.nodes if n.proc is not None and n.proc.poll() is None]
 
-    def masters(self) -> list[int]:
-        """Ports of the online masters."""
+    def masters(self, port: int | None = None) -> list[int]:
+        """Ports of the online masters that serve slots (as node ``port`` sees them)."""
         return [
             node["port"]
-            for shard in self.shards()
+            for shard in self.shards(port)
+            if shard["slots"]
             for node in shard["nodes"]
             if node["role"] == "master" and node["health"] == "online"
         ]
@@ -173,6 +175,9 @@ class RedisCluster:
     def _problem(self) -> str | None:
         try:
             for port in self.live_ports():
+                # Every node must see the same masters (roles spread by gossip).
+                if len(self.masters(port)) != self.master_count:
+                    return f"{port} sees {len(self.masters(port))} masters"
                 with self.client(port) as c:
                     info = bytes(c.execute_command("CLUSTER", "INFO")).decode()
                     if "cluster_state:ok" not in info:

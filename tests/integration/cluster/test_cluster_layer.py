@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from channels.exceptions import ChannelFull
 
+from servicebus.layers import RedisChannelLayer, RedisConfigError
 from servicebus.layers.cluster import key_slot
 from tests.integration.cluster.conftest import LayerFactory
 from tests.support.redis_cluster import RedisCluster
@@ -215,3 +216,17 @@ async def test_consumer_processes_never_share_a_message(
     assert len(received) == len(set(received)), "a message was delivered twice"
     assert sorted(map(int, received)) == list(range(total)), "a message was lost"
     assert sum(1 for ids in per_process if ids) >= 2  # the load really was shared
+
+
+async def test_a_cluster_is_not_mistaken_for_one_redis_or_the_other_way(
+    redis_cluster: RedisCluster, redis_flushed: str
+) -> None:
+    # A plain layer on a cluster node would fail every command of other slots (MOVED).
+    plain = RedisChannelLayer(hosts=redis_cluster.urls[:1])
+    with pytest.raises(RedisConfigError, match='add "cluster": True'):
+        await plain.check()
+    not_a_cluster = RedisChannelLayer(hosts=[redis_flushed], cluster=True)
+    with pytest.raises(RedisConfigError, match="not a Redis Cluster node"):
+        await not_a_cluster.check()
+    await plain.close()
+    await not_a_cluster.close()
