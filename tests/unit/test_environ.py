@@ -37,7 +37,7 @@ def test_database_from_url() -> None:
 
 
 @pytest.mark.filterwarnings("ignore:Accessing the database during app initialization")
-def test_sqlite_options_apply_wal_and_persist_connections(tmp_path) -> None:
+def test_sqlite_options_apply_wal_and_persist_connections(tmp_path, django_db_blocker) -> None:
     """The settings reach a real connection: WAL, synchronous=NORMAL (1), IMMEDIATE."""
     from django.db.backends.sqlite3.base import DatabaseWrapper
 
@@ -45,8 +45,9 @@ def test_sqlite_options_apply_wal_and_persist_connections(tmp_path) -> None:
     db = DatabaseWrapper(
         {**config, "TIME_ZONE": None, "AUTOCOMMIT": True, "ATOMIC_REQUESTS": False, "TEST": {}}, "x"
     )
+    # A connection of our own, not the test database: allowed whatever ran before.
     try:
-        with db.cursor() as cursor:
+        with django_db_blocker.unblock(), db.cursor() as cursor:
             assert cursor.execute("PRAGMA journal_mode").fetchone() == ("wal",)
             assert cursor.execute("PRAGMA synchronous").fetchone() == (1,)
         assert db.transaction_mode == "IMMEDIATE"
