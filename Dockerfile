@@ -12,7 +12,7 @@ WORKDIR /app
 # The library first: its layer stays cached while only the services change.
 COPY pyproject.toml README.md LICENSE ./
 COPY servicebus ./servicebus
-RUN pip install ".[postgres,fast,daphne]"
+RUN pip install ".[postgres,fast,daphne,prometheus]"
 
 COPY services ./services
 # The shop's shared contract (shop_contracts: the bodies the services declare).

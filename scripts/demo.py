@@ -34,6 +34,8 @@ ROOT = Path(__file__).resolve().parent.parent
 SERVICES_DIR = ROOT / "services"
 SERVICES = ("inventory", "pricing", "orders")
 PYTHON = sys.executable
+# What the demo prints under "Operate it" (Redis mode): commands and metrics URLs.
+OPERATE: list[str] = []
 SAMPLE_ORDER = {
     "items": [{"sku": "MUG-01", "qty": 5}, {"sku": "STK-01", "qty": 2}],
     "card_number": "4242424242424242",
@@ -64,6 +66,9 @@ def main() -> int:
         if staff is not None:
             print(f"\nBus dashboard: {base}/bus/  (staff login: {staff[0]} / {staff[1]})")
             print(f"  the sample order's trace: {base}/bus/traces/{order.get('correlation_id')}")
+            print("\nOperate it:")
+            print(f"  orders (HTTP edge) metrics: {base}/metrics")
+            print("\n".join(OPERATE))
         if args.once:
             return 0 if order.get("status") == "confirmed" else 1
         print(f"\nRunning at {base} (logs in {data_dir / 'logs'}). Try:")
@@ -235,12 +240,27 @@ def start_over_redis(
             env=envs[service],
         )
     for service in SERVICES:
+        metrics_port = free_port()  # each runworker serves its Prometheus series here
         procs.start(
             f"{service}-worker",
-            [PYTHON, "manage.py", "runworker", f"{service}.request"],
+            [
+                PYTHON,
+                "manage.py",
+                "runworker",
+                f"{service}.request",
+                "--metrics-port",
+                f"127.0.0.1:{metrics_port}",
+            ],
             cwd=SERVICES_DIR / service,
             env=envs[service],
         )
+        OPERATE.append(f"  {service} worker metrics: http://127.0.0.1:{metrics_port}/metrics")
+    env_words = " ".join(f"{k}={v}" for k, v in envs["orders"].items())
+    OPERATE.insert(
+        0,
+        "  every service, its instances, backlog and latency:\n"
+        f"    cd {SERVICES_DIR / 'orders'} && {env_words} {PYTHON} manage.py servicebus_status",
+    )
     procs.start(
         "orders-http", daphne(port, "orders_project"), SERVICES_DIR / "orders", envs["orders"]
     )

@@ -58,6 +58,8 @@ class Stack:
     # servicebus_relay / servicebus_consume processes, by name ("inventory-relay", ...).
     replication: dict[str, ManagedProcess] = field(default_factory=dict)
     service_envs: dict[str, dict[str, str]] = field(default_factory=dict)
+    # Each runworker serves Prometheus metrics on its own port (--metrics-port).
+    metrics_ports: dict[str, int] = field(default_factory=dict)
 
     def request(
         self, method: str, path: str, body: Any = None, headers: dict[str, str] | None = None
@@ -245,8 +247,17 @@ def start_stack(
         if replication:
             start_replication(stack)
         for service in SERVICES:
+            stack.metrics_ports[service] = free_port()
             stack.workers[service] = ManagedProcess(
-                _manage(service, "runworker", f"{service}.request", "--concurrency", "64"),
+                _manage(
+                    service,
+                    "runworker",
+                    f"{service}.request",
+                    "--concurrency",
+                    "64",
+                    "--metrics-port",
+                    f"127.0.0.1:{stack.metrics_ports[service]}",
+                ),
                 env=service_env(service),
                 cwd=SERVICES_DIR / service,
                 name=f"{service}-worker",

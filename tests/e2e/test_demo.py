@@ -35,6 +35,9 @@ def check_output(out: str) -> None:
 def test_demo_over_redis(redis_url: str, tmp_path) -> None:
     out = run_demo(env={"REDIS_URL": redis_url}, tmp_path=tmp_path)
     assert "Redis mode" in out
+    # How to see the bus: servicebus_status and every process's /metrics.
+    assert "manage.py servicebus_status" in out
+    assert out.count("/metrics") == 4
     check_output(out)
     # The correlation ID in the logs of every process.
     for process in ("inventory-worker", "pricing-worker", "orders-http"):

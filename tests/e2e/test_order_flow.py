@@ -243,3 +243,53 @@ def test_the_container_healthcheck_script(stack: Stack) -> None:
     # Here PID 1 is not the relay: a container whose command died is unhealthy.
     relay = check("inventory", "process", "inventory", "servicebus_relay")
     assert relay.returncode == 1 and "PID 1 is not servicebus_relay" in relay.stderr
+
+
+def _get(url: str) -> str:
+    import urllib.request
+
+    with urllib.request.urlopen(url, timeout=10) as resp:
+        assert resp.status == 200
+        return resp.read().decode()
+
+
+def _series(text: str, name: str, **labels: str) -> float:
+    """The value of the sample of ``name`` carrying these labels (any label order)."""
+    import re
+
+    for line in text.splitlines():
+        match = re.fullmatch(rf"{name}\{{(.*)\}} (\S+)", line)
+        if match and all(f'{k}="{v}"' in match.group(1).split(",") for k, v in labels.items()):
+            return float(match.group(2))
+    raise AssertionError(f"no {name}{labels} in:\n{text[:2000]}")
+
+
+def test_services_expose_metrics_and_status_lists_them(stack: Stack) -> None:
+    import json
+    import time
+
+    resp = stack.order([{"sku": "MUG-01", "qty": 1}], X_Request_ID="e2e-metrics")
+    assert resp.status == 201, resp.body
+    # The HTTP edge (daphne) serves its caller-side series on /metrics.
+    edge = _get(f"http://127.0.0.1:{stack.port}/metrics")
+    assert (
+        _series(edge, "servicebus_calls_total", service="inventory", method="allocate", code="ok")
+        >= 1
+    )
+    # Each runworker serves its server-side series on --metrics-port.
+    worker = _get(f"http://127.0.0.1:{stack.metrics_ports['inventory']}/metrics")
+    handled = _series(
+        worker, "servicebus_requests_total", service="inventory", method="allocate", code="ok"
+    )
+    assert handled >= 1
+    assert _series(worker, "servicebus_worker_concurrency", service="inventory") == 64
+    # servicebus_status lists the three services, each with its live instance.
+    deadline = time.monotonic() + 20
+    while True:
+        status = json.loads(stack.manage("orders", "servicebus_status", "--json"))
+        names = {s["name"]: s for s in status["services"]}
+        if all(names.get(n, {}).get("instances") for n in ("inventory", "pricing", "orders")):
+            break
+        assert time.monotonic() < deadline, status
+        time.sleep(0.5)
+    assert names["inventory"]["channel"] == "inventory.request"

@@ -2,12 +2,15 @@ from django.apps import apps
 from django.urls import include, path
 
 from orders import views
+from servicebus.telemetry.views import metrics
 
 urlpatterns = [
     path("orders", views.create_order, name="create-order"),
     path("orders/<str:order_id>", views.get_order, name="order"),
     path("products", views.list_products, name="products"),
     path("health", views.health, name="health"),
+    # Prometheus series of this process: the bus calls the HTTP edge makes.
+    path("metrics", metrics, name="metrics"),
 ]
 if apps.is_installed("servicebus.dashboard"):  # orders_project; not the embedded mode
     # The bus dashboard (staff only): services, instances, traces, failures, events.
