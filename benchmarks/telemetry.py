@@ -11,6 +11,7 @@ Modes (the caller, this process, and the worker, a runworker process, alike):
            (spans go to a batch processor whose exporter drops them), no call records
   record   call records on (every call, batched XADD), no metrics, no tracing
   all      the defaults: stats, access log (INFO off), records, metrics, tracing + provider
+  defaults the defaults without an SDK tracer provider (OpenTelemetry API only; worker side)
 The target (issues 8 and 9): metrics and record each >= 0.85x of off.
 """
 

@@ -15,6 +15,8 @@ def mode_settings(mode: str) -> dict[str, Any]:
         "hooks": {"METRICS": False, "TRACING": False, "RECORD_CALLS": False},
         "record": {"METRICS": False, "TRACING": False, "RECORD_CALLS": True},
         "all": {},
+        # The defaults as a project without an OpenTelemetry SDK gets them (API no-op spans).
+        "defaults": {},
     }[mode]
     return {**_BASE, **on}
 
