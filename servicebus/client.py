@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import heapq
+import itertools
 import logging
 import math
+import os
+import secrets
 import time
-import uuid
 import weakref
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 from servicebus import hooks
@@ -56,6 +59,93 @@ def check_timeout(timeout: Any) -> float:
     return seconds
 
 
+def _new_id_source() -> tuple[str, Iterator[int]]:
+    return secrets.token_hex(8), itertools.count(1)
+
+
+# Request ids: a random 64-bit prefix per process and a counter, ten times cheaper than
+# uuid4 and as unique across processes (a forked child draws a new prefix).
+_id_prefix, _id_counter = _new_id_source()
+
+
+def _reset_ids() -> None:
+    global _id_prefix, _id_counter
+    _id_prefix, _id_counter = _new_id_source()
+
+
+os.register_at_fork(after_in_child=_reset_ids)
+
+
+def new_request_id() -> str:
+    """A request id unique across processes: random per-process prefix + counter (hex)."""
+    return f"{_id_prefix}{next(_id_counter):x}"
+
+
+class Deadlines:
+    """The call deadlines of one event loop, in buckets of RESOLUTION s, one timer in all.
+
+    A timer per call (``call_later`` + ``cancel``) cost more than the rest of the wait;
+    here a call costs a set insertion and removal. The timer is armed for the earliest
+    bucket and, when it fires, expires the due buckets' calls (never early, at most
+    RESOLUTION late) and re-arms for the next bucket still holding a call.
+    """
+
+    RESOLUTION = 0.002
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self._buckets: dict[int, set[asyncio.Future[Any]]] = {}
+        self._keys: list[int] = []  # heap of bucket keys (some may be emptied since)
+        self._timer: asyncio.TimerHandle | None = None
+        self._armed: float = math.inf
+
+    def add(self, future: asyncio.Future[Any], delay: float) -> int:
+        """Fail ``future`` with TimeoutError in ``delay`` s unless done; the bucket's key."""
+        key = math.ceil((self.loop.time() + delay) / self.RESOLUTION)
+        bucket = self._buckets.get(key)
+        if bucket is None:
+            bucket = self._buckets[key] = set()
+            heapq.heappush(self._keys, key)
+            if key < self._armed:
+                self._arm(key)
+        bucket.add(future)
+        return key
+
+    def discard(self, future: asyncio.Future[Any], key: int) -> None:
+        """Forget ``future``'s deadline (it got its reply or its caller gave up)."""
+        bucket = self._buckets.get(key)
+        if bucket is not None:
+            bucket.discard(future)
+            if not bucket:
+                del self._buckets[key]
+
+    def _arm(self, key: int) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        self._armed = key
+        self._timer = self.loop.call_at(key * self.RESOLUTION, self._fire)
+
+    def _fire(self) -> None:
+        self._timer = None
+        self._armed = math.inf
+        now = self.loop.time()
+        keys = self._keys
+        while keys:
+            key = keys[0]
+            bucket = self._buckets.get(key)
+            if bucket is None:
+                heapq.heappop(keys)  # emptied meanwhile
+                continue
+            if key * self.RESOLUTION > now:
+                self._arm(key)  # a timer may fire a little early (uvloop: ms ticks)
+                return
+            heapq.heappop(keys)
+            del self._buckets[key]
+            for future in bucket:
+                if not future.done():
+                    future.set_exception(TimeoutError())
+
+
 class ReplyRouter:
     """One reply channel per (event loop, transport); routes replies to waiting calls by id.
 
@@ -66,7 +156,9 @@ class ReplyRouter:
     def __init__(self, transport: Transport) -> None:
         self.transport = transport
         self.channel: str | None = None
-        self._waiters: dict[str, asyncio.Future[Reply]] = {}
+        # request id -> (future of its reply, its deadline's bucket)
+        self._waiters: dict[str, tuple[asyncio.Future[Reply], int]] = {}
+        self._deadlines: Deadlines | None = None
         self._task: asyncio.Task[None] | None = None
         self._starting: asyncio.Lock | None = None
         self._backoff = Backoff(0.05, 1.0)
@@ -104,15 +196,21 @@ class ReplyRouter:
         logger.error("reply listener on %s ended (%s); restarting it", channel, reason)
         self._start(channel)
 
-    def expect(self, request_id: str) -> asyncio.Future[Reply]:
-        """A future resolved when the reply to ``request_id`` arrives."""
-        future: asyncio.Future[Reply] = asyncio.get_running_loop().create_future()
-        self._waiters[request_id] = future
+    def expect(self, request_id: str, wait: float) -> asyncio.Future[Reply]:
+        """A future resolved when the reply to ``request_id`` arrives (TimeoutError after
+        ``wait`` seconds)."""
+        deadlines = self._deadlines
+        if deadlines is None:
+            deadlines = self._deadlines = Deadlines(asyncio.get_running_loop())
+        future: asyncio.Future[Reply] = deadlines.loop.create_future()
+        self._waiters[request_id] = (future, deadlines.add(future, wait))
         return future
 
     def forget(self, request_id: str) -> None:
         """Stop waiting for ``request_id``; a reply arriving later is counted as late."""
-        self._waiters.pop(request_id, None)
+        entry = self._waiters.pop(request_id, None)
+        if entry is not None and self._deadlines is not None:
+            self._deadlines.discard(*entry)
 
     async def _supervise(self, channel: str) -> None:
         while True:
@@ -156,10 +254,13 @@ class ReplyRouter:
             hooks.dropped(problem, "replies")
             logger.warning("dropped a reply to %s: %s", reply.id, problem)
             return
-        future = self._waiters.pop(reply.id, None)
-        if future is None or future.done():
+        entry = self._waiters.pop(reply.id, None)
+        if entry is None or entry[0].done():
             hooks.dropped("late", "replies")
             return
+        future, key = entry
+        if self._deadlines is not None:
+            self._deadlines.discard(future, key)
         future.set_result(reply)
 
 
@@ -197,11 +298,6 @@ def _send_failed(future: asyncio.Future[Reply], error: ServiceBusError | None) -
     if isinstance(error, Backpressure):
         metrics.inc("calls_backpressure")
     future.set_exception(error)
-
-
-def _expire(future: asyncio.Future[Reply]) -> None:
-    if not future.done():
-        future.set_exception(TimeoutError())
 
 
 async def acall(
@@ -259,7 +355,7 @@ async def acall(
     encoded = encode_body(body, settings.MAX_BODY_SIZE)
     transport = get_transport()
     router = router_for(transport)
-    request_id = uuid.uuid4().hex
+    request_id = new_request_id()
     reply_to = await router.ensure_started()
     info: hooks.CallInfo | None = None
     if hooks.enabled:
@@ -290,19 +386,16 @@ async def acall(
         )
         if settings.SIGNING_KEYS:
             signer_for(settings.SIGNING_KEYS).sign_request(channel, message)
-        future = router.expect(request_id)
+        future = router.expect(request_id, wait)
         try:
             # Wait for the send's outcome and the reply together: a refused send fails
             # the call at once, an accepted one costs no extra task switch.
             transport.send_nowait(channel, message, functools.partial(_send_failed, future))
-            handle = asyncio.get_running_loop().call_later(wait, _expire, future)
             try:
                 reply = await future
             except TimeoutError:
                 metrics.inc("calls_timeout")
                 raise CallTimeout(f"no reply from {channel} {method} within {wait:.3g}s") from None
-            finally:
-                handle.cancel()
         finally:
             router.forget(request_id)
         if reply.ok:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import time
 
 import pytest
@@ -214,7 +215,8 @@ async def test_generated_correlation_id_is_shared_by_nested_calls() -> None:
         )
     cids = {hop["cid"] for hop in trail}
     assert len(cids) == 1
-    assert len(cids.pop()) == 32
+    # A generated request id: 16 hex digits of per-process prefix, then a hex counter.
+    assert re.fullmatch(r"[0-9a-f]{17,}", cids.pop())
 
 
 async def test_nested_timeout_never_exceeds_parent_deadline() -> None:

@@ -140,7 +140,7 @@ def test_one_bad_reply_never_costs_its_neighbours() -> None:
     try:
         good = loop.create_future()
         other = loop.create_future()
-        router._waiters.update({"a": good, "b": other})
+        router._waiters.update({"a": (good, 0), "b": (other, 0)})  # (future, deadline bucket)
         # A reply for "b" whose future's set_result fails: an injected delivery fault.
         other.set_result = None  # type: ignore[method-assign]
         router.deliver(
