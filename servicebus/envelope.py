@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from typing import Any
 
 import msgpack
@@ -113,83 +112,125 @@ class EnvelopeError(Exception):
         self.id = id
 
 
-@dataclass(frozen=True, slots=True)
 class RequestEnvelope:
-    """A validated request message; the body is still encoded."""
+    """A validated request message; the body is still encoded. Read-only by convention.
 
-    id: str
-    correlation_id: str
-    method: str
-    body: bytes
-    reply_to: str | None
-    deadline: float
-    headers: dict[str, str]
-    flags: frozenset[str]
-    caller: str
-    parent: str | None = None
-    # Id of the signing key (signed envelopes only): the reply is signed with the same key.
-    kid: str | None = None
+    A plain slots class, not a frozen dataclass: one is made per request, and a frozen
+    dataclass's ``__init__`` costs several times as much (one ``object.__setattr__`` per field).
+    """
+
+    __slots__ = (
+        "body",
+        "caller",
+        "correlation_id",
+        "deadline",
+        "flags",
+        "headers",
+        "id",
+        "kid",
+        "method",
+        "parent",
+        "reply_to",
+    )
+
+    def __init__(
+        self,
+        id: str,
+        correlation_id: str,
+        method: str,
+        body: bytes,
+        reply_to: str | None,
+        deadline: float,
+        headers: dict[str, str],
+        flags: frozenset[str],
+        caller: str,
+        parent: str | None = None,
+        # Id of the signing key (signed envelopes only): the reply is signed with the same key.
+        kid: str | None = None,
+    ) -> None:
+        self.id = id
+        self.correlation_id = correlation_id
+        self.method = method
+        self.body = body
+        self.reply_to = reply_to
+        self.deadline = deadline
+        self.headers = headers
+        self.flags = flags
+        self.caller = caller
+        self.parent = parent
+        self.kid = kid
+
+    def __repr__(self) -> str:
+        return f"<RequestEnvelope {self.method} id={self.id} from {self.caller or '?'}>"
 
 
 def _str_or_none(value: Any) -> str | None:
     return value if isinstance(value, str) and value else None
 
 
+_NO_FLAGS: frozenset[str] = frozenset()
+
+
 def parse_request(message: Any) -> RequestEnvelope:
     """Validate a received message as a request envelope; EnvelopeError when it is not one."""
     if not isinstance(message, dict):
         raise EnvelopeError(f"message is a {type(message).__name__}, not a dict")
-    reply_to = _str_or_none(message.get("reply_to"))
-    req_id = _str_or_none(message.get("id"))
-    if message.get("type") != REQUEST_TYPE:
+    get = message.get
+    reply_to = _str_or_none(get("reply_to"))
+    req_id = _str_or_none(get("id"))
+    if get("type") != REQUEST_TYPE:
         raise EnvelopeError(
-            f"message type is {message.get('type')!r}, not {REQUEST_TYPE!r}", reply_to, req_id
+            f"message type is {get('type')!r}, not {REQUEST_TYPE!r}", reply_to, req_id
         )
-    version = message.get("v")
+    version = get("v")
     # Exactly the int: True == 1 and 1.0 == 1 in Python, but they are not version 1.
     if type(version) is not int or version != PROTOCOL_VERSION:
         raise EnvelopeError(f"unsupported protocol version {version!r}", reply_to, req_id)
     if req_id is None:
         raise EnvelopeError("request has no id", reply_to)
-    method = message.get("method")
+    method = get("method")
     if not isinstance(method, str) or not method:
         raise EnvelopeError("request has no method", reply_to, req_id)
-    deadline = message.get("deadline")
-    if not isinstance(deadline, (int, float)) or isinstance(deadline, bool):
+    deadline = get("deadline")
+    if type(deadline) is not float and (
+        not isinstance(deadline, (int, float)) or isinstance(deadline, bool)
+    ):
         raise EnvelopeError("request has no numeric deadline", reply_to, req_id)
     if not math.isfinite(deadline):
         # NaN compares False with everything: it would mean "never expires".
         raise EnvelopeError(f"request deadline {deadline!r} is not finite", reply_to, req_id)
-    body = message.get("body")
+    body = get("body")
     if not isinstance(body, bytes):
         raise EnvelopeError("request body must be msgpack bytes", reply_to, req_id)
-    headers = message.get("headers") or {}
-    flags = message.get("flags") or []
-    caller = message.get("caller") or ""
-    try:
-        headers = validate_headers(headers)
-    except BadRequest as exc:
-        raise EnvelopeError(exc.message, reply_to, req_id) from None
+    headers = get("headers") or {}
+    flags = get("flags") or []
+    caller = get("caller") or ""
+    if headers:
+        try:
+            headers = validate_headers(headers)
+        except BadRequest as exc:
+            raise EnvelopeError(exc.message, reply_to, req_id) from None
+    else:
+        headers = {}
     if not isinstance(flags, list) or not all(isinstance(f, str) for f in flags):
         raise EnvelopeError("flags must be a list of str", reply_to, req_id)
     if not isinstance(caller, str):
         raise EnvelopeError("caller must be a str", reply_to, req_id)
-    parent = message.get("parent")
+    parent = get("parent")
     if parent is not None and not isinstance(parent, str):
         raise EnvelopeError("parent must be a str request id", reply_to, req_id)
-    correlation_id = _str_or_none(message.get("cid")) or req_id
     return RequestEnvelope(
-        id=req_id,
-        correlation_id=correlation_id,
-        method=method,
-        body=body,
-        reply_to=reply_to,
-        deadline=float(deadline),
-        headers=headers,
-        flags=frozenset(flags),
-        caller=caller,
-        parent=parent or None,
-        kid=_str_or_none(message.get("kid")),
+        req_id,
+        _str_or_none(get("cid")) or req_id,
+        method,
+        body,
+        reply_to,
+        float(deadline),
+        headers,
+        frozenset(flags) if flags else _NO_FLAGS,
+        caller,
+        parent or None,
+        _str_or_none(get("kid")),
     )
 
 
@@ -203,29 +244,37 @@ def error_reply(id: str | None, error: Mapping[str, Any]) -> dict[str, Any]:
     return {"type": REPLY_TYPE, "v": PROTOCOL_VERSION, "id": id, "ok": False, "error": dict(error)}
 
 
-@dataclass(frozen=True, slots=True)
 class Reply:
-    """A parsed reply: either ``body`` (encoded) or ``error`` (data)."""
+    """A parsed reply: either ``body`` (encoded) or ``error`` (data). Read-only by convention."""
 
-    id: str
-    ok: bool
-    body: bytes | None
-    error: Any
+    __slots__ = ("body", "error", "id", "ok")
+
+    def __init__(self, id: str, ok: bool, body: bytes | None, error: Any) -> None:
+        self.id = id
+        self.ok = ok
+        self.body = body
+        self.error = error
+
+    def __repr__(self) -> str:
+        return f"<Reply {self.id} {'ok' if self.ok else 'error'}>"
 
 
 def parse_reply(message: Any) -> Reply | None:
     """Parse a reply message; None when it is not one (the caller counts and drops it)."""
-    if not isinstance(message, dict) or message.get("type") != REPLY_TYPE:
+    if not isinstance(message, dict):
         return None
-    version = message.get("v")
+    get = message.get
+    if get("type") != REPLY_TYPE:
+        return None
+    version = get("v")
     if type(version) is not int or version != PROTOCOL_VERSION:
         return None
-    req_id = message.get("id")
+    req_id = get("id")
     if not isinstance(req_id, str):
         return None
-    if message.get("ok") is True:
-        body = message.get("body")
+    if get("ok") is True:
+        body = get("body")
         if not isinstance(body, bytes):
             return None
         return Reply(req_id, True, body, None)
-    return Reply(req_id, False, None, message.get("error"))
+    return Reply(req_id, False, None, get("error"))

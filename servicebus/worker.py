@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import sys
 from collections.abc import Awaitable, Callable, Mapping
 from concurrent.futures import Executor, ThreadPoolExecutor
 from typing import Any
@@ -27,6 +28,10 @@ from servicebus.signing import Signer, current_signer
 from servicebus.transport import Transport, get_transport
 
 logger = logging.getLogger("servicebus.worker")
+
+# Tasks that start eagerly (asyncio.Task(eager_start=True)) exist from Python 3.12 on: a
+# request whose handler never suspends then costs no task scheduling at all.
+EAGER = sys.version_info >= (3, 12)
 
 Target = Service | Callable[..., Awaitable[None]]
 
@@ -111,10 +116,21 @@ class Dispatcher:
                 self.send_reply(outcome, "-")
         if signer is not None and accepted:
             accepted = await self._claim(channel, accepted)
+        if not accepted:
+            return
+        loop = asyncio.get_running_loop()
+        tasks = self.tasks
         for envelope in accepted:
-            task = asyncio.ensure_future(self._run(service, envelope, signer))
-            self.tasks.add(task)
-            task.add_done_callback(self._done)
+            coro = self._run(service, envelope, signer)
+            if EAGER:
+                # Python 3.12+: the handler runs at once, as the current task; a task that
+                # never suspends (an async handler that answers from memory) is done here.
+                task = asyncio.Task(coro, loop=loop, eager_start=True)  # type: ignore[call-arg]
+                if task.done():
+                    continue
+            else:
+                task = loop.create_task(coro)
+            tasks.add(task)
 
     async def _claim(self, channel: str, batch: list[RequestEnvelope]) -> list[RequestEnvelope]:
         # The key expires with the request's deadline: after it the request is expired anyway.
@@ -141,16 +157,20 @@ class Dispatcher:
             )
         return kept
 
-    def _done(self, task: asyncio.Task[None]) -> None:
-        self.tasks.discard(task)
-        self.slots.release()
-
     async def _run(
         self, service: Service, envelope: RequestEnvelope, signer: Signer | None
     ) -> None:
-        outgoing = await service.run(envelope, executor=self.executor, signer=signer)
-        if outgoing is not None:
-            self.send_reply(outgoing, envelope.correlation_id)
+        # The slot frees here, not in a done callback: that would cost a loop callback per
+        # request. (A task cancelled before its first step only happens in drain().)
+        try:
+            outgoing = await service.run(envelope, executor=self.executor, signer=signer)
+            if outgoing is not None:
+                self.send_reply(outgoing, envelope.correlation_id)
+        finally:
+            self.slots.release()
+            task = asyncio.current_task()
+            if task is not None:
+                self.tasks.discard(task)
 
     def send_reply(self, outgoing: Outgoing, cid: str) -> None:
         """Queue a reply; its slot frees without waiting for Redis (failures are counted)."""
@@ -188,6 +208,11 @@ class Dispatcher:
             )
             for task in pending:
                 task.cancel()
+            # A task cancelled before its first step never runs its own cleanup.
+            await asyncio.wait(pending, timeout=1.0)
+            never_ran = [t for t in pending if t.done() and t in self.tasks]
+            self.slots.release(len(never_ran))
+            self.tasks.difference_update(never_ran)
 
 
 class Worker:
