@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import logging
 import time
+from collections.abc import Callable
 from typing import Any
 
 from channels.exceptions import ChannelFull
@@ -15,9 +17,14 @@ from .resp import BIG_PIECE, Piece, bulk
 from .scripts import SEND_MANY
 from .stats import LayerStats
 
-# (key, member, capacity, channel, future of the sender)
+logger = logging.getLogger(__name__)
+
+#: Told how a send ended: None when Redis took it, else the error (ChannelFull, ...).
+SendCallback = Callable[[BaseException | None], None]
+
+# (key, member, capacity, channel, the sender's future or callback)
 _Member = bytes | tuple[bytes, bytes]  # see Codec.member
-_Pending = tuple[str, _Member, int, str, "asyncio.Future[None]"]
+_Pending = tuple[str, _Member, int, str, "asyncio.Future[None] | SendCallback"]
 
 #: Bytes of members per send script call at most (a larger message goes in a call alone).
 MAX_BATCH_BYTES = 256 * 1024
@@ -29,12 +36,22 @@ _MAX_CACHED = 4096
 _SCORE_STEP = 1e-6
 
 
+def _tell(callback: SendCallback, error: BaseException | None) -> None:
+    # Called while a reply is being read: a failing callback must not stop the others.
+    try:
+        callback(error)
+    except Exception:
+        logger.exception("a send callback failed")
+
+
 class SendCoalescer:
     """Collects sends for one (event loop, shard) and flushes them once per loop tick.
 
     Each flush writes SEND_MANY with up to ``max_batch`` messages per call, pipelined on
     the shard's command connection, so bursts overlap. A sender's future resolves to
-    None (added) or fails with ChannelFull or the Redis error; no task per batch.
+    None (added) or fails with ChannelFull or the Redis error; no task per batch. A sender
+    that gives a callback instead gets no future: the callback is called with None or the
+    error right when the reply is read (no loop callback per message).
     """
 
     def __init__(
@@ -64,13 +81,24 @@ class SendCoalescer:
     ) -> asyncio.Future[None]:
         """Queue one message; the future resolves when Redis took it (or fails)."""
         future: asyncio.Future[None] = self._loop.create_future()
-        self._pending.append((key, member, capacity, channel, future))
+        self.submit_with(key, member, capacity, channel, future)
+        return future
+
+    def submit_with(
+        self,
+        key: str,
+        member: _Member,
+        capacity: int,
+        channel: str,
+        waiter: asyncio.Future[None] | SendCallback,
+    ) -> None:
+        """Queue one message; ``waiter`` (a future, or a SendCallback) learns the outcome."""
+        self._pending.append((key, member, capacity, channel, waiter))
         if not self._scheduled:
             # call_soon runs after every callback already queued for this tick, so
             # sends from all tasks woken in the same tick end up in one batch.
             self._scheduled = True
             self._loop.call_soon(self._flush)
-        return future
 
     def _flush(self) -> None:
         self._scheduled = False
@@ -158,8 +186,11 @@ class SendCoalescer:
     ) -> None:
         self._in_flight.discard(reply)
         if reply.cancelled():
-            for *_, future in batch:
-                future.cancel()
+            for *_, waiter in batch:
+                if isinstance(waiter, asyncio.Future):
+                    waiter.cancel()
+                else:
+                    _tell(waiter, asyncio.CancelledError())
             return
         exc = reply.exception()
         if isinstance(exc, RedisNoScriptError) and sha:
@@ -172,19 +203,28 @@ class SendCoalescer:
             self._send(batch, parts, big, sha, resent=True)
             return
         if exc is not None:
-            for *_, future in batch:
-                if not future.done():
-                    future.set_exception(exc)
+            for *_, waiter in batch:
+                if not isinstance(waiter, asyncio.Future):
+                    _tell(waiter, exc)
+                elif not waiter.done():
+                    waiter.set_exception(exc)
             return
         full = 0
-        for (_, _, _, channel, future), status in zip(batch, reply.result(), strict=True):
-            if future.done():
+        for (_, _, _, channel, waiter), status in zip(batch, reply.result(), strict=True):
+            if not isinstance(waiter, asyncio.Future):
+                if status:
+                    _tell(waiter, None)
+                else:
+                    full += 1
+                    _tell(waiter, ChannelFull(channel))
+                continue
+            if waiter.done():
                 continue
             if status:
-                future.set_result(None)
+                waiter.set_result(None)
             else:
                 full += 1
-                future.set_exception(ChannelFull(channel))
+                waiter.set_exception(ChannelFull(channel))
         if full:
             self._stats["channel_full"] += full
 

@@ -9,12 +9,12 @@ import logging
 import time
 import uuid
 from collections.abc import Callable
-from typing import Any
+from typing import Any, overload
 
 from channels.layers import BaseChannelLayer
 
 from ..backoff import Backoff
-from .batching import SendCoalescer
+from .batching import SendCallback, SendCoalescer
 from .cluster import RESENDABLE
 from .codec import Codec
 from .connections import ShardClients
@@ -225,12 +225,23 @@ class RedisChannelLayer(BaseChannelLayer):
         """Send a message; raises ChannelFull at once when the channel is at capacity."""
         await self.send_nowait(channel, message)
 
-    def send_nowait(self, channel: str, message: dict[str, Any]) -> asyncio.Future[None]:
+    @overload
+    def send_nowait(self, channel: str, message: dict[str, Any]) -> asyncio.Future[None]: ...
+
+    @overload
+    def send_nowait(
+        self, channel: str, message: dict[str, Any], callback: SendCallback
+    ) -> None: ...
+
+    def send_nowait(
+        self, channel: str, message: dict[str, Any], callback: SendCallback | None = None
+    ) -> asyncio.Future[None] | None:
         """Queue a send without waiting for Redis; the future fails with ChannelFull etc.
 
         For callers that have something else to wait for (a reply): it saves a task
-        switch per message. Misuse and serialization errors raise here, before anything
-        is sent.
+        switch per message. With ``callback``, no future: ``callback(None)`` or
+        ``callback(error)`` is called as soon as Redis answered (no loop callback per
+        message). Misuse and serialization errors raise here, before anything is sent.
         """
         if not isinstance(message, dict):
             raise AssertionError("message is not a dict")  # stock asserts
@@ -239,7 +250,11 @@ class RedisChannelLayer(BaseChannelLayer):
         key, capacity, index, local = self._send_target(channel)
         if local:
             message = {**message, "__asgi_channel__": channel}
-        return self._coalescer(index).submit(key, self._codec.member(message), capacity, channel)
+        coalescer = self._coalescer(index)
+        if callback is None:
+            return coalescer.submit(key, self._codec.member(message), capacity, channel)
+        coalescer.submit_with(key, self._codec.member(message), capacity, channel, callback)
+        return None
 
     # ---- receive ------------------------------------------------------------------
 

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from servicebus.conf import REPLY_CHANNEL_PREFIX
-from servicebus.errors import BadRequest, ServiceBusError
+from servicebus.errors import BadRequest, BusUnavailable, ServiceBusError
 from servicebus.layers import RedisChannelLayer
 
 from .base import Delivered, DropListener, Sent, Transport, map_error
@@ -22,6 +22,20 @@ return fresh
 """
 
 
+def _ignore(error: BaseException | None) -> None:
+    """Nobody waits for this send's outcome (a failure is the layer's to count)."""
+
+
+def _settled(channel: str, sent: Sent, error: BaseException | None) -> None:
+    if error is None:
+        sent(None)
+        return
+    mapped = map_error(error, channel)
+    if not isinstance(mapped, ServiceBusError):
+        mapped = BusUnavailable(f"sending to {channel} failed: {error!r}")
+    sent(mapped)
+
+
 class RedisTransport(Transport):
     """Coalesced sends, batched pops and drained reply channels of ``RedisChannelLayer``."""
 
@@ -32,16 +46,19 @@ class RedisTransport(Transport):
             layer.on_drop = on_drop
 
     def send_nowait(self, channel: str, message: dict[str, Any], sent: Sent | None = None) -> None:
-        """Queue ``message``; sends of one loop tick go to Redis in one script call."""
+        """Queue ``message``; sends of one loop tick go to Redis in one script call.
+
+        ``sent`` is called as soon as Redis answered, from the layer's reply reading: no
+        future and no loop callback per message.
+        """
+        callback = _ignore if sent is None else functools.partial(_settled, channel, sent)
         try:
-            future = self.layer.send_nowait(channel, message)
+            self.layer.send_nowait(channel, message, callback)
         except (TypeError, AssertionError, ValueError) as exc:
             # The layer's checks of the name and message (stock exception types).
             raise BadRequest(f"cannot send to {channel!r}: {exc}") from None
         except Exception as exc:
             raise map_error(exc, channel) from exc
-        if sent is not None:
-            future.add_done_callback(functools.partial(self.settle, channel, sent))
 
     async def receive(
         self, channel: str, max_count: int, timeout: float | None = None
