@@ -144,3 +144,33 @@ async def test_large_messages_get_calls_of_their_own() -> None:
     # At most 256 KiB of members per call: [s1, big, s2], [big, s3], [pieces].
     assert [int(call[2]) for call in client.calls] == [3, 2, 1]
     assert client.calls[2][-3] == b"p" * 12 + big
+
+
+async def test_callback_senders_are_told_when_redis_answered_without_futures() -> None:
+    coalescer, stats = _coalescer(FakeClient())
+    told: list[tuple[str, BaseException | None]] = []
+
+    def broken(error: BaseException | None) -> None:
+        raise RuntimeError("a sender's callback failed")
+
+    coalescer.submit_with("asgia", b"ok", 10, "a", lambda e: told.append(("a", e)))
+    coalescer.submit_with("asgia", b"x", 10, "a", broken)  # must not cost its neighbours
+    coalescer.submit_with("asgib", b"full", 10, "b", lambda e: told.append(("b", e)))
+    future = coalescer.submit("asgic", b"ok", 10, "c")  # futures and callbacks mix
+    assert await future is None
+    await asyncio.sleep(0)
+    assert [name for name, _ in told] == ["a", "b"]
+    assert told[0][1] is None
+    assert isinstance(told[1][1], ChannelFull)
+    assert stats["channel_full"] == 1
+
+
+async def test_callback_senders_get_the_batch_error() -> None:
+    coalescer, _ = _coalescer(FakeClient(error=RedisUnavailable("down")))
+    told: list[BaseException | None] = []
+    coalescer.submit_with("asgik", b"m", 1, "k", told.append)
+    coalescer.submit_with("asgik", b"m", 1, "k", told.append)
+    for _ in range(3):
+        await asyncio.sleep(0)
+    assert len(told) == 2
+    assert all(isinstance(e, RedisUnavailable) for e in told)
