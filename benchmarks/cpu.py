@@ -127,10 +127,29 @@ async def open_loop(
     return latencies
 
 
+def redis_commands(url: str, reset: bool = False) -> dict[str, tuple[int, float]]:
+    """Redis's own accounting: command -> (calls, µs spent), from INFO commandstats."""
+    import redis
+
+    client = redis.Redis.from_url(url)
+    try:
+        if reset:
+            client.config_resetstat()
+            return {}
+        stats = client.info("commandstats")
+    finally:
+        client.close()
+    return {
+        name.removeprefix("cmdstat_"): (int(v["calls"]), float(v["usec"]))
+        for name, v in stats.items()
+    }
+
+
 async def measure(args: argparse.Namespace, pids: list[int]) -> dict[str, Any]:
     """Warm up, then make ``args.calls`` calls; CPU per call of each pid and the latencies."""
     body = b"x" * args.size
     await closed_loop(args.warmup, min(args.inflight, 64), body, args.limit)
+    redis_commands(os.environ["BENCH_REDIS_URL"], reset=True)
     layer = _layer()
     sends_before = layer.stats["script_calls"] if layer is not None else 0
     before = [cpu_seconds(p) for p in pids]
@@ -148,6 +167,7 @@ async def measure(args: argparse.Namespace, pids: list[int]) -> dict[str, Any]:
         for (r, w), (r0, w0) in zip((syscalls(p) for p in pids), calls_before, strict=True)
     ]
     scripts = (layer.stats["script_calls"] - sends_before) if layer is not None else 0
+    commands = redis_commands(os.environ["BENCH_REDIS_URL"])
     latencies.sort()
     return {
         "calls": len(latencies),
@@ -159,6 +179,12 @@ async def measure(args: argparse.Namespace, pids: list[int]) -> dict[str, Any]:
         "p99_ms": latencies[int(len(latencies) * 0.99)] * 1000 if latencies else float("nan"),
         # Requests sent per send-script call by the caller (coalescing; 0 if unknown).
         "per_script": len(latencies) / scripts if scripts else 0.0,
+        # Inside Redis, per RPC call: command -> (commands per call, µs per call).
+        "commands": {
+            name: (calls / done, usec / done)
+            for name, (calls, usec) in sorted(commands.items(), key=lambda kv: -kv[1][1])
+            if usec / done >= 0.05
+        },
     }
 
 
@@ -231,6 +257,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--arrival", choices=("closed", "open"), default="closed")
     parser.add_argument("--rate", type=float, default=5000.0, help="open loop: calls/s")
     parser.add_argument("--limit", type=float, default=60.0, help="seconds per round at most")
+    parser.add_argument(
+        "--commands", action="store_true", help="also print Redis's time per command per call"
+    )
     args = parser.parse_args(argv)
     modes = [m for m in args.modes.split(",") if m]
     runner, loop_name = loop_runner()
@@ -283,6 +312,15 @@ def main(argv: list[str] | None = None) -> None:
                     ),
                     flush=True,
                 )
+                if args.commands:
+                    print(
+                        "  inside redis per call: "
+                        + ", ".join(
+                            f"{name} {n:.2f}x {us:.2f} µs"
+                            for name, (n, us) in result["commands"].items()
+                        ),
+                        flush=True,
+                    )
     print(f"\nmedians of {args.rounds} round(s):")
     for mode in modes:
         rows = results[mode]

@@ -76,28 +76,43 @@ class LuaScript:
 # ARGV: now, expiry, then n triples (member, capacity, score).
 # Returns one status per message: 1 = added, 0 = channel full.
 # Expiry cleanup, capacity check, ZADD and EXPIRE happen in one atomic step, so
-# concurrent senders can never push a channel past its capacity.
+# concurrent senders can never push a channel past its capacity. Each key is cleaned
+# and counted once; its accepted members go in one ZADD (in chunks): a batch of replies
+# to one caller costs four commands, not two per message.
 SEND_MANY = LuaScript(
     """
 local now = ARGV[1]
 local expiry = tonumber(ARGV[2])
 local cutoff = math.floor(tonumber(now)) - expiry
 local statuses = {}
-local seen = {}
+local count = {}
+local adds = {}
+local order = {}
 for i = 1, #KEYS do
     local key = KEYS[i]
-    if not seen[key] then
+    local card = count[key]
+    if card == nil then
         redis.call('ZREMRANGEBYSCORE', key, 0, cutoff)
-        seen[key] = true
+        card = redis.call('ZCARD', key)
+        adds[key] = {}
+        order[#order + 1] = key
     end
-    if redis.call('ZCARD', key) < tonumber(ARGV[3 * i + 1]) then
-        redis.call('ZADD', key, ARGV[3 * i + 2], ARGV[3 * i])
+    if card < tonumber(ARGV[3 * i + 1]) then
+        local pending = adds[key]
+        pending[#pending + 1] = ARGV[3 * i + 2]
+        pending[#pending + 1] = ARGV[3 * i]
+        card = card + 1
         statuses[i] = 1
     else
         statuses[i] = 0
     end
+    count[key] = card
 end
-for key in pairs(seen) do
+for _, key in ipairs(order) do
+    local pending = adds[key]
+    for first = 1, #pending, 2000 do
+        redis.call('ZADD', key, unpack(pending, first, math.min(first + 1999, #pending)))
+    end
     redis.call('EXPIRE', key, expiry)
 end
 return statuses

@@ -61,6 +61,27 @@ async def test_concurrent_sends_are_coalesced(make_layer) -> None:
     assert sorted(m["i"] for m in got) == list(range(200))
 
 
+async def test_one_script_call_fills_a_channel_to_capacity_in_order(make_layer) -> None:
+    # One call of 2,500 members to one key: counted once, added in ZADD chunks, the
+    # members past capacity refused; the accepted ones pop in send order.
+    layer = make_layer(capacity=2_400, max_batch=3_000, channel_capacity={"mixed": 3})
+    await layer.send("warm", {})
+    before = layer.stats["script_calls"]
+    results = await asyncio.gather(
+        *(layer.send("big", {"i": i}) for i in range(2_500)),
+        *(layer.send("mixed", {"i": i}) for i in range(5)),
+        return_exceptions=True,
+    )
+    assert layer.stats["script_calls"] - before == 1
+    assert results[:2_400] == [None] * 2_400
+    assert all(isinstance(r, ChannelFull) for r in results[2_400:2_500])
+    assert results[2_500:] == [None, None, None, results[2_503], results[2_504]]
+    assert isinstance(results[2_503], ChannelFull)
+    got = await layer.receive_many("big", 3_000, timeout=1)
+    assert [m["i"] for m in got] == list(range(2_400))
+    assert [m["i"] for m in await layer.receive_many("mixed", 10, timeout=1)] == [0, 1, 2]
+
+
 async def test_receive_many_pops_a_batch(layer: RedisChannelLayer) -> None:
     for i in range(10):
         await layer.send("batch", {"i": i})
