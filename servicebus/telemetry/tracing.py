@@ -12,6 +12,9 @@ span status to ERROR. ``SERVICEBUS["TRACING"] = False`` switches it off. Without
 from __future__ import annotations
 
 import contextlib
+import re
+import threading
+import time
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -54,25 +57,100 @@ def _default_propagation() -> bool:
     return _w3c_checked[1]
 
 
-_skip_checked: tuple[int, bool] = (0, False)
+# TraceIdRatioBased's rule, alone or as ParentBased's root (the SDK's own descriptions).
+_RATIO_ROOT = re.compile(r"^(?:ParentBased\{root:)?TraceIdRatioBased\{([0-9.eE+-]+)\}")
 
 
-def _unsampled_children_are_dropped(provider: Any) -> bool:
-    """Whether the SDK's sampler drops every child of an unsampled parent (ParentBased).
+class Sampling:
+    """What the tracer provider's sampler does, read once per provider.
 
-    Then a request whose trace is not sampled passes its context on without making spans
-    the SDK would throw away (a child of an unsampled parent is never recorded there).
+    ``sdk``: a real provider (not the API's no-op/proxy one). ``drops_unsampled``: every
+    child of an unsampled parent is dropped (ParentBased), so such a trace passes its
+    context on without spans. ``root_bound``: the root decision is TraceIdRatioBased's
+    (sample iff the trace id's low 64 bits < bound), so a dropped root needs no SDK span:
+    its ids are drawn from the provider's id generator and written by hand.
     """
-    global _skip_checked
-    if _skip_checked[0] != id(provider):
+
+    def __init__(self, provider: Any) -> None:
         sampler = getattr(provider, "sampler", None)  # the SDK's; the API's has none
+        self.sdk = not isinstance(provider, (trace.NoOpTracerProvider, trace.ProxyTracerProvider))
         text = sampler.get_description() if sampler is not None else ""
-        drops = (
+        self.drops_unsampled = (
             "remoteParentNotSampled:AlwaysOffSampler" in text
             and "localParentNotSampled:AlwaysOffSampler" in text
         )
-        _skip_checked = (id(provider), drops)
-    return _skip_checked[1]
+        self.root_bound: int | None = None
+        self.ids: Any = None
+        self.tracer: Any = None
+        ids = getattr(provider, "id_generator", None)
+        match = _RATIO_ROOT.match(text)
+        if match and ids is not None and "ParentBased" in text and self.drops_unsampled:
+            rate = float(match.group(1))
+            self.root_bound = round(rate * (_LIMIT + 1))
+            self.ids = ids
+            random_flag = getattr(ids, "is_trace_id_random", None)
+            # W3C level 2: the SDK flags random trace ids (0x02) on every span it makes.
+            self.dropped_flags = "02" if random_flag is not None and random_flag() else "00"
+            # Our own tracer: a sampled root gets the very trace id the decision was made on.
+            self.tracer = provider.get_tracer("servicebus", VERSION)
+            self.tracer.id_generator = _PresetIds(self.tracer.id_generator)
+
+
+_LIMIT = (1 << 64) - 1
+
+
+class _PresetIds:
+    """The SDK tracer's id generator, except that the next trace id may be given."""
+
+    def __init__(self, ids: Any) -> None:
+        self._ids = ids
+        self._preset = threading.local()
+
+    def give(self, trace_id: int) -> None:
+        self._preset.trace_id = trace_id
+
+    def generate_trace_id(self) -> int:
+        preset = getattr(self._preset, "trace_id", 0)
+        if preset:
+            self._preset.trace_id = 0
+            return int(preset)
+        return int(self._ids.generate_trace_id())
+
+    def generate_span_id(self) -> int:
+        return int(self._ids.generate_span_id())
+
+    def is_trace_id_random(self) -> bool:
+        check = getattr(self._ids, "is_trace_id_random", None)
+        return bool(check()) if check is not None else False
+
+
+_sampling: tuple[Any, Sampling | None] = (None, None)
+# The global provider once one is set (OTel allows setting it once); until then the
+# API's proxy, looked up again at most once a second (the lookup reads the environment).
+_global: tuple[Any, float] = (None, -1.0)
+
+
+def global_provider() -> Any:
+    """``trace.get_tracer_provider()``, without its cost on every call."""
+    global _global
+    provider, checked = _global
+    if provider is not None and (
+        not isinstance(provider, trace.ProxyTracerProvider) or time.monotonic() - checked < 1.0
+    ):
+        return provider
+    provider = trace.get_tracer_provider()
+    _global = (provider, time.monotonic())
+    return provider
+
+
+def sampling_of(provider: Any) -> Sampling:
+    """The Sampling of ``provider`` (cached for the last provider asked about)."""
+    global _sampling
+    known_provider, known = _sampling
+    if known is None or known_provider is not provider:
+        known = Sampling(provider)
+        _sampling = (provider, known)
+    return known
 
 
 def _inject(headers: dict[str, str], span: Any) -> None:
@@ -127,11 +205,14 @@ class TracingHook:
         self.provider = tracer_provider
         self.tracer = trace.get_tracer("servicebus", VERSION, tracer_provider=tracer_provider)
 
-    def _passes_through(self, span: Any) -> bool:
+    def _sampling(self) -> Sampling:
+        return sampling_of(self.provider or global_provider())
+
+    def _passes_through(self, span: Any, sampling: Sampling) -> bool:
         ctx = span.get_span_context()
         if not ctx.is_valid or ctx.trace_flags.sampled:
             return False
-        return _unsampled_children_are_dropped(self.provider or trace.get_tracer_provider())
+        return sampling.drops_unsampled
 
     def _attributes(self, info: CallInfo) -> dict[str, Any]:
         return {
@@ -148,26 +229,55 @@ class TracingHook:
 
         Outside any span (an edge) a ``traceparent`` the caller passed is the parent.
         """
-        given: dict[str, str] = {
-            k: info.headers.pop(k) for k in ("traceparent", "tracestate") if k in info.headers
-        }
+        headers = info.headers
+        given: dict[str, str] = (
+            {k: headers.pop(k) for k in ("traceparent", "tracestate") if k in headers}
+            if "traceparent" in headers or "tracestate" in headers
+            else {}
+        )
+        sampling = self._sampling()
         parent = None
         current = trace.get_current_span()
-        if given and not current.get_span_context().is_valid:
-            parent = _extract(given)
-            current = trace.get_current_span(parent)
-        if self._passes_through(current):  # an unsampled trace: its context goes on, no span
-            _inject(info.headers, current)
+        if not current.get_span_context().is_valid:
+            if given:
+                parent = _extract(given)
+                current = trace.get_current_span(parent)
+            elif not sampling.sdk:
+                return  # no SDK and no context: nothing to record, nothing to pass on
+            elif sampling.root_bound is not None and not baggage.get_all():
+                # A new trace under a ratio sampler: decide here, as the SDK would.
+                trace_id = sampling.ids.generate_trace_id()
+                if trace_id & _LIMIT >= sampling.root_bound:
+                    # Dropped: the context goes on by hand, no SDK span (its cost is the point).
+                    headers["traceparent"] = (
+                        f"00-{trace_id:032x}-{sampling.ids.generate_span_id():016x}-"
+                        f"{sampling.dropped_flags}"
+                    )
+                    return
+                sampling.tracer.id_generator.give(trace_id)
+                self._start_client(info, sampling.tracer, None)
+                return
+        if not sampling.sdk or self._passes_through(current, sampling):
+            # No SDK, or an unsampled trace: its context goes on, no span.
+            if current.get_span_context().is_valid:
+                _inject(headers, current)
+            else:
+                headers.update(given)  # nothing better to send: the caller's own, as given
             return
-        span = self.tracer.start_span(
+        self._start_client(info, self.tracer, parent, given)
+
+    def _start_client(
+        self, info: CallInfo, tracer: Any, parent: Any, given: dict[str, str] | None = None
+    ) -> None:
+        span = tracer.start_span(
             f"{info.service}/{info.method}",
             context=parent,
             kind=SpanKind.CLIENT,
             start_time=_ns(info.started),
         )
         if not span.get_span_context().is_valid:
-            # No SDK and no context to pass on: leave the caller's own headers as they were.
-            info.headers.update(given)
+            # No context to pass on: leave the caller's own headers as they were.
+            info.headers.update(given or {})
             return
         if span.is_recording():  # a sampled-out span costs no attribute work
             span.set_attributes(self._attributes(info))
@@ -177,14 +287,22 @@ class TracingHook:
 
     def client_end(self, info: CallInfo) -> None:
         """End the CLIENT span with the call's outcome."""
+        if not info.state:
+            return
         span = info.state.pop(SPAN, None)
         if span is not None:
             self._end(span, info)
 
     def server_start(self, info: CallInfo) -> None:
         """Start a SERVER span from the incoming trace context and make it current."""
+        sampling = self._sampling()
+        if not sampling.sdk:
+            # No SDK: no span to make, but an incoming context goes on to nested calls.
+            if "traceparent" in info.headers:
+                info.state[TOKEN] = otel_context.attach(_extract(info.headers))
+            return
         parent = _extract(info.headers)
-        if self._passes_through(trace.get_current_span(parent)):
+        if self._passes_through(trace.get_current_span(parent), sampling):
             info.state[TOKEN] = otel_context.attach(parent)
             return
         span = self.tracer.start_span(
@@ -202,6 +320,8 @@ class TracingHook:
 
     def server_end(self, info: CallInfo) -> None:
         """End the SERVER span with the request's outcome."""
+        if not info.state:
+            return  # nothing was started (no SDK and no incoming context)
         token = info.state.pop(TOKEN, None)
         if token is not None:
             try:

@@ -198,3 +198,78 @@ def test_without_sdk_the_context_passes_through() -> None:
     edge = Info(kind="client", headers={"traceparent": "junk"})
     hook.client_start(edge)
     assert edge.headers == {"traceparent": "junk"}  # nothing better to send: left alone
+
+
+def _ratio_provider(rate: float) -> tuple[TracerProvider, InMemorySpanExporter, list[int]]:
+    """A provider sampling ``rate`` of new traces (ParentBased), counting sampler calls."""
+    from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
+
+    exporter = InMemorySpanExporter()
+    sampler = ParentBased(TraceIdRatioBased(rate))
+    asked: list[int] = []
+    should_sample = sampler.should_sample
+
+    def counting(*args, **kwargs):  # type: ignore[no-untyped-def]
+        asked.append(1)
+        return should_sample(*args, **kwargs)
+
+    sampler.should_sample = counting  # type: ignore[method-assign]
+    provider = TracerProvider(sampler=sampler)
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    return provider, exporter, asked
+
+
+def test_a_dropped_new_trace_costs_no_sdk_span_and_still_passes_on_its_context() -> None:
+    provider, exporter, asked = _ratio_provider(0.0)
+    hook = tracing.TracingHook(provider)
+    root = Info(kind="client", service="b", method="work")
+    hook.client_start(root)
+    hook.client_end(root)
+    version, trace_id, span_id, flags = root.headers["traceparent"].split("-")
+    assert (version, len(trace_id), len(span_id)) == ("00", 32, 16)
+    assert int(flags, 16) & 1 == 0  # not sampled
+    assert asked == []  # decided without the SDK's sampler or span
+    # The callee sees an unsampled parent: no span there either, and its nested call
+    # carries the same context on.
+    serve = Info(kind="server", service="b", method="work", headers=dict(root.headers))
+    hook.server_start(serve)
+    nested = Info(kind="client", service="c", method="leaf")
+    hook.client_start(nested)
+    hook.client_end(nested)
+    hook.server_end(serve)
+    assert nested.headers["traceparent"] == root.headers["traceparent"]
+    assert exporter.get_finished_spans() == ()
+
+
+def test_ratio_sampling_by_hand_keeps_the_samplers_rate_and_trace_ids() -> None:
+    from opentelemetry.sdk.trace.sampling import TraceIdRatioBased
+
+    provider, exporter, _ = _ratio_provider(0.25)
+    hook = tracing.TracingHook(provider)
+    bound = TraceIdRatioBased.get_bound_for_rate(0.25)
+    sampled = 0
+    for _ in range(2_000):
+        call = Info(kind="client", service="b", method="work")
+        hook.client_start(call)
+        hook.client_end(call)
+        trace_id = int(call.headers["traceparent"].split("-")[1], 16)
+        is_sampled = bool(int(call.headers["traceparent"].split("-")[3], 16) & 1)
+        # The decision is TraceIdRatioBased's own, on the trace id that travels.
+        assert is_sampled == ((trace_id & TraceIdRatioBased.TRACE_ID_LIMIT) < bound)
+        sampled += is_sampled
+    spans = exporter.get_finished_spans()
+    assert len(spans) == sampled
+    assert 0.2 < sampled / 2_000 < 0.3
+    assert all((s.context.trace_id & TraceIdRatioBased.TRACE_ID_LIMIT) < bound for s in spans)
+
+
+def test_without_sdk_a_request_without_context_costs_nothing() -> None:
+    hook = tracing.TracingHook()  # the API's no-op provider in unit tests
+    serve = Info(kind="server", headers={"x-tenant": "acme"})
+    hook.server_start(serve)
+    assert serve.state == {}
+    call = Info(kind="client")
+    hook.client_start(call)
+    assert call.headers == {} and call.state == {}
+    hook.client_end(call)
+    hook.server_end(serve)
