@@ -67,27 +67,49 @@ class CallRecorder:
         self.active, self.sample, self.maxlen = active, sample, maxlen
 
     def _append(self, info: CallInfo, kind: str) -> None:
-        cut = labels.MAX_LENGTH
+        # Raw values only: rounding, truncation and labels happen when the flusher packs
+        # them (off the call's path).
         self.buffer.append(
             (
                 info.correlation_id,
                 info.parent_id,
                 info.request_id,
                 info.service,
-                # Truncated, not folded: the stream is capped anyway, and a trace should
-                # show the real names (an unknown method is still `_unknown`).
-                labels.UNKNOWN if info.code in labels.NOT_A_METHOD else info.method[:cut],
-                (info.caller or "")[:cut],
-                round(info.started, 6),
-                round(info.duration * 1000, 3),
-                info.code[:cut],
+                info.method,
+                info.caller,
+                info.started,
+                info.duration,
+                info.code,
                 kind,
             )
         )
 
+    @staticmethod
+    def _row(raw: tuple[Any, ...]) -> tuple[Any, ...]:
+        """A buffered call as the record written to the stream (see FIELDS)."""
+        cid, parent, rid, service, method, caller, started, duration, code, kind = raw
+        cut = labels.MAX_LENGTH
+        if code in labels.NOT_A_METHOD:
+            # An unknown method is `_unknown`; other names are truncated, not folded: the
+            # stream is capped anyway, and a trace should show the real names.
+            method = labels.UNKNOWN
+        elif len(method) > cut:
+            method = method[:cut]
+        if not caller:
+            caller = ""
+        elif len(caller) > cut:
+            caller = caller[:cut]
+        if len(code) > cut:
+            code = code[:cut]
+        # (round() would cost several times the rest: it formats the float as a string.)
+        duration_ms = int(duration * 1_000_000 + 0.5) / 1000
+        return (cid, parent, rid, service, method, caller, started, duration_ms, code, kind)
+
     def server_end(self, info: CallInfo) -> None:
         """Record a handled request (sampled by trace when ok; failures always)."""
-        if self.active and (info.code != "ok" or keep_trace(info.correlation_id, self.sample)):
+        if self.active and (
+            self.sample >= 1.0 or info.code != "ok" or keep_trace(info.correlation_id, self.sample)
+        ):
             self._append(info, "server")
 
     def client_end(self, info: CallInfo) -> None:
@@ -98,8 +120,9 @@ class CallRecorder:
     async def flush(self, store: Store) -> int:
         """Write the buffered records; return how many (0 and counted lost on failure)."""
         items: list[tuple[Any, ...]] = []
-        while self.buffer:
-            items.append(self.buffer.popleft())
+        buffer, row = self.buffer, self._row
+        while buffer:
+            items.append(row(buffer.popleft()))
         if not items:
             return 0
         stream = keys.key(store, keys.CALLS)

@@ -1,8 +1,10 @@
 """Per-process call statistics: counts by outcome code, p50/p99 over a sliding window.
 
-Cheap by construction: a call adds one to fixed latency buckets in a time-slotted ring
-(a bisect and a few increments, no per-call sort, no allocation); quantiles are read
-from the buckets when someone asks (``_stats``, the heartbeat), at most once a second.
+Cheap by construction: a hook call only appends the finished call to a queue (no lock,
+no allocation); the queue is folded into fixed latency buckets in time-slotted rings in
+batches (a bisect and a few increments per call, no per-call sort) when it grows or when
+someone reads; quantiles are read from the buckets when someone asks (``_stats``, the
+heartbeat, a Prometheus scrape).
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from __future__ import annotations
 import threading
 import time
 from bisect import bisect_left
-from collections import Counter
+from collections import Counter, deque
 from typing import Any
 
 from servicebus.telemetry import labels
@@ -24,6 +26,7 @@ NBUCKETS = len(BOUNDS) + 1  # the last one holds anything slower
 WINDOW_STEP, WINDOW_SLOTS = 10.0, 6  # p50/p99 and rates over the last minute
 HISTORY_STEP, HISTORY_POINTS = 15.0, 60  # sparklines: 15 minutes in 15 s points
 SNAPSHOT_TTL = 0.5  # `_stats` reuses a snapshot this young: a flood costs one build per TTL
+FOLD_EVERY = 512  # finished calls queued before the hook folds them in itself
 
 
 def bucket_of(duration: float) -> int:
@@ -68,10 +71,11 @@ def merge_sparse(hists: list[dict[str, int]]) -> dict[str, int]:
 class Ring:
     """Calls, errors and a latency histogram in ``size`` time slots of ``step`` seconds."""
 
-    __slots__ = ("calls", "epochs", "errors", "hist", "size", "step")
+    __slots__ = ("calls", "epochs", "errors", "hist", "method", "size", "step")
 
-    def __init__(self, step: float, size: int) -> None:
+    def __init__(self, step: float, size: int, method: str = "") -> None:
         self.step, self.size = step, size
+        self.method = method  # the method label whose calls it counts (if one)
         self.epochs = [-1] * size
         self.calls = [0] * size
         self.errors = [0] * size
@@ -136,7 +140,11 @@ class ServiceStats:
 
 
 class Stats:
-    """The stats hook: server/client outcomes, in-flight, drops; thread-safe."""
+    """The stats hook: server/client outcomes, in-flight, drops; thread-safe.
+
+    The hook methods append to queues (``deque.append`` is atomic); ``_fold`` turns the
+    queues into the figures, under the lock, before anything is read.
+    """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -148,6 +156,14 @@ class Stats:
         self.drops: Counter[str] = Counter()
         self.backlog: dict[str, int] = {}
         self._cache: dict[str, tuple[float, dict[str, Any]]] = {}
+        self._started: deque[str] = deque()  # services of requests started
+        self._ended: deque[CallInfo] = deque()  # requests handled
+        self._made: deque[CallInfo] = deque()  # calls made
+        # (service, method, code) as given -> where they are counted (see _target).
+        self._targets: dict[
+            tuple[str, str, str], tuple[ServiceStats, Counter[str], str, list[int], Ring]
+        ] = {}
+        self._call_targets: dict[tuple[str, str, str], tuple[tuple[str, str, str], list[int]]] = {}
 
     def _service(self, name: str) -> ServiceStats:
         svc = self.services.get(name)
@@ -168,6 +184,7 @@ class Stats:
     def export(self) -> dict[str, Any]:
         """A consistent copy of the since-start figures (the Prometheus collector reads it)."""
         with self._lock:
+            self._fold()
             return {
                 "services": {
                     name: {
@@ -189,48 +206,92 @@ class Stats:
     # -- hook methods (servicebus.hooks) ---------------------------------------------
     def server_start(self, info: CallInfo) -> None:
         """A request starts: one more in flight."""
-        with self._lock:
-            self._service(info.service).in_flight += 1
+        self._started.append(info.service)
 
     def server_end(self, info: CallInfo) -> None:
-        """A request ended: count its outcome and latency."""
-        method = labels.method_label(info.service, info.method, info.code)
-        code = labels.code_label(info.code)
-        bucket = bisect_left(BOUNDS, info.duration)
-        now = info.started + info.duration
-        error = info.code != "ok"
-        with self._lock:
-            svc = self._service(info.service)
-            svc.in_flight -= 1
-            counts = svc.codes.get(method)
-            if counts is None:
-                counts = svc.codes[method] = Counter()
-                svc.windows[method] = Ring(WINDOW_STEP, WINDOW_SLOTS)
-                svc.latency[method] = [0] * NBUCKETS
-                svc.seconds[method] = 0.0
-            counts[code] += 1
-            svc.latency[method][bucket] += 1
-            svc.seconds[method] += info.duration
-            svc.windows[method].add(now, bucket, error)
-            svc.history.add(now, bucket, error)
+        """A request ended: its outcome and latency are counted at the next fold."""
+        ended = self._ended
+        ended.append(info)
+        if len(ended) >= FOLD_EVERY:
+            with self._lock:
+                self._fold()
 
     def client_end(self, info: CallInfo) -> None:
-        """A call this process made ended: count it by outcome."""
-        method = labels.method_label(info.service, info.method, info.code)
-        key = (info.service, method, labels.code_label(info.code))
-        bucket = bisect_left(BOUNDS, info.duration)
-        with self._lock:
-            self.calls[key] += 1
-            hist = self.call_latency.get(key[:2])
-            if hist is None:
-                hist = self.call_latency[key[:2]] = [0] * NBUCKETS
-            hist[bucket] += 1
-            self.call_seconds[key[:2]] = self.call_seconds.get(key[:2], 0.0) + info.duration
+        """A call this process made ended: counted by outcome at the next fold."""
+        made = self._made
+        made.append(info)
+        if len(made) >= FOLD_EVERY:
+            with self._lock:
+                self._fold()
 
     def dropped(self, reason: str, where: str, count: int) -> None:
         """The bus dropped ``count`` messages for ``reason``."""
         with self._lock:
             self.drops[labels.reason_label(reason)] += count
+
+    def _fold(self) -> None:
+        """Count the queued starts and ends into the figures (caller holds the lock)."""
+        started, ended, made = self._started, self._ended, self._made
+        while started:
+            self._service(started.popleft()).in_flight += 1
+        targets = self._targets
+        if len(targets) > 4 * labels.MAX_METHODS:  # raw names come from the wire: bounded
+            targets.clear()
+        while ended:
+            info = ended.popleft()
+            raw = (info.service, info.method, info.code)
+            target = targets.get(raw)
+            if target is None:
+                target = targets[raw] = self._target(*raw)
+            svc, counts, code, latency, window = target
+            duration = info.duration
+            bucket = bisect_left(BOUNDS, duration)
+            now = info.started + duration
+            error = raw[2] != "ok"
+            svc.in_flight -= 1
+            counts[code] += 1
+            latency[bucket] += 1
+            svc.seconds[window.method] += duration
+            window.add(now, bucket, error)
+            svc.history.add(now, bucket, error)
+        calls = self._call_targets
+        if len(calls) > 4 * labels.MAX_METHODS:
+            calls.clear()
+        while made:
+            info = made.popleft()
+            raw = (info.service, info.method, info.code)
+            found = calls.get(raw)
+            if found is None:
+                found = calls[raw] = self._call_target(*raw)
+            key, hist = found
+            self.calls[key] += 1
+            hist[bisect_left(BOUNDS, info.duration)] += 1
+            self.call_seconds[key[:2]] += info.duration
+
+    def _call_target(
+        self, service: str, raw_method: str, raw_code: str
+    ) -> tuple[tuple[str, str, str], list[int]]:
+        """(series key, latency buckets) of the calls made to (service, method) with code."""
+        method = labels.method_label(service, raw_method, raw_code)
+        hist = self.call_latency.get((service, method))
+        if hist is None:
+            hist = self.call_latency[(service, method)] = [0] * NBUCKETS
+            self.call_seconds[(service, method)] = 0.0
+        return (service, method, labels.code_label(raw_code)), hist
+
+    def _target(
+        self, service: str, raw_method: str, raw_code: str
+    ) -> tuple[ServiceStats, Counter[str], str, list[int], Ring]:
+        """Where the calls of (service, method, code) are counted, by their bounded labels."""
+        method = labels.method_label(service, raw_method, raw_code)
+        svc = self._service(service)
+        counts = svc.codes.get(method)
+        if counts is None:
+            counts = svc.codes[method] = Counter()
+            svc.windows[method] = Ring(WINDOW_STEP, WINDOW_SLOTS, method)
+            svc.latency[method] = [0] * NBUCKETS
+            svc.seconds[method] = 0.0
+        return svc, counts, labels.code_label(raw_code), svc.latency[method], svc.windows[method]
 
     # -- reading ---------------------------------------------------------------------
     def snapshot(
@@ -242,6 +303,7 @@ class Stats:
         if not fresh and cached is not None and 0 <= now - cached[0] < SNAPSHOT_TTL:
             return cached[1]
         with self._lock:
+            self._fold()
             body = self._build(service, now)
         self._cache[service] = (now, body)
         return body
@@ -285,6 +347,11 @@ class Stats:
     def reset(self) -> None:
         """Forget everything (tests)."""
         with self._lock:
+            self._started.clear()
+            self._ended.clear()
+            self._made.clear()
+            self._targets.clear()
+            self._call_targets.clear()
             self.services.clear()
             self.calls.clear()
             self.call_latency.clear()

@@ -149,3 +149,19 @@ def test_builtins_ping_info_stats() -> None:
     stats.reset()
     handled(stats)
     assert builtins.stats_body(request)["methods"]["allocate"]["count"] == 1
+
+
+def test_hook_calls_only_queue_and_the_queue_folds_itself() -> None:
+    from servicebus.telemetry.stats import FOLD_EVERY
+
+    s = Stats()
+    for _ in range(FOLD_EVERY - 1):
+        handled(s)
+    assert s.services == {}  # nothing counted yet: the hook only queued the calls
+    handled(s)  # the queue is full: the hook folds it in itself
+    assert sum(s.services["inventory"].codes["allocate"].values()) == FOLD_EVERY
+    started = Info()
+    s.server_start(started)
+    assert s.snapshot("inventory", fresh=True)["in_flight"] == 1  # reading folds first
+    s.client_end(Info(kind="client", service="pricing", method="quote", code="timeout"))
+    assert s.export()["calls"] == {("pricing", "quote", "timeout"): 1}
