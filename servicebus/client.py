@@ -341,7 +341,8 @@ async def acall(
         correlation_id = edge.correlation_id
         merged_headers.update(edge.headers)
         merged_flags.update(edge.flags)
-    merged_headers.update(validate_headers(headers))
+    if headers:
+        merged_headers.update(validate_headers(headers))
     if flags is not None:
         if isinstance(flags, str):
             flags = [flags]
@@ -356,7 +357,7 @@ async def acall(
     transport = get_transport()
     router = router_for(transport)
     request_id = new_request_id()
-    reply_to = await router.ensure_started()
+    reply_to = router.channel or await router.ensure_started()
     info: hooks.CallInfo | None = None
     if hooks.enabled:
         info = hooks.CallInfo(
