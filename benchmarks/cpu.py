@@ -45,8 +45,14 @@ CHANNEL = "bench.request"
 
 def cpu_seconds(pid: int) -> float:
     """utime + stime of a process (all its threads), from /proc."""
+    return sum(cpu_split(pid))
+
+
+def cpu_split(pid: int) -> tuple[float, float]:
+    """(utime, stime) of a process (all its threads) in seconds, from /proc."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    tick = os.sysconf("SC_CLK_TCK")
+    return int(fields[11]) / tick, int(fields[12]) / tick
 
 
 def syscalls(pid: int) -> tuple[int, int]:
@@ -153,6 +159,7 @@ async def measure(args: argparse.Namespace, pids: list[int]) -> dict[str, Any]:
     layer = _layer()
     sends_before = layer.stats["script_calls"] if layer is not None else 0
     before = [cpu_seconds(p) for p in pids]
+    sys_before = [cpu_split(p)[1] for p in pids]
     calls_before = [syscalls(p) for p in pids]
     wall = time.perf_counter()
     if args.arrival == "closed":
@@ -161,6 +168,7 @@ async def measure(args: argparse.Namespace, pids: list[int]) -> dict[str, Any]:
         latencies = await open_loop(args.calls, args.inflight, body, args.limit, args.rate)
     wall = time.perf_counter() - wall
     used = [cpu_seconds(p) - b for p, b in zip(pids, before, strict=True)]
+    kernel = [cpu_split(p)[1] - b for p, b in zip(pids, sys_before, strict=True)]
     done = max(1, len(latencies))
     io = [
         ((r - r0) / done, (w - w0) / done)
@@ -173,6 +181,8 @@ async def measure(args: argparse.Namespace, pids: list[int]) -> dict[str, Any]:
         "calls": len(latencies),
         "rate": len(latencies) / wall,
         "cpu_us": [u / done * 1e6 for u in used],
+        # Of which in the kernel (system calls, the loopback TCP stack, wake-ups).
+        "sys_us": [k / done * 1e6 for k in kernel],
         # Read and write system calls per call of caller and worker (socket I/O).
         "io": io[:2],
         "p50_ms": latencies[len(latencies) // 2] * 1000 if latencies else float("nan"),
@@ -309,6 +319,12 @@ def main(argv: list[str] | None = None) -> None:
                     f"p99 {result['p99_ms']:.2f} ms  sends/script {result['per_script']:.1f}  "
                     "reads/writes per call: caller {:.2f}/{:.2f} worker {:.2f}/{:.2f}".format(
                         *result["io"][0], *result["io"][1]
+                    ),
+                    flush=True,
+                )
+                print(
+                    "  of which in the kernel: caller {:.1f}  worker {:.1f}  redis {:.1f}".format(
+                        *result["sys_us"]
                     ),
                     flush=True,
                 )

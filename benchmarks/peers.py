@@ -13,13 +13,20 @@ from typing import Any
 
 STOCK_CHANNEL = "benchstock.request"
 NATS_SUBJECT = "bench.echo"
+# redis-py's asyncio pool raises (does not wait) past max_connections (default 100). Each
+# send in progress holds a connection (an idle receive does not: channels_redis receives
+# on process-local channels through one shared loop), so a user running 256 calls at once
+# sizes the pool for that, as here.
+STOCK_MAX_CONNECTIONS = 512
 
 
 def stock_layer(url: str) -> Any:
     """A stock channels_redis layer with room for the deepest benchmark queue."""
     from channels_redis.core import RedisChannelLayer
 
-    return RedisChannelLayer(hosts=[url], capacity=2000)
+    return RedisChannelLayer(
+        hosts=[{"address": url, "max_connections": STOCK_MAX_CONNECTIONS}], capacity=2000
+    )
 
 
 async def serve_stock(url: str) -> None:
