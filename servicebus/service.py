@@ -206,18 +206,19 @@ class Service:
                 body = typed.validate(declared, body)
         except ServiceBusError as exc:
             refused = exc
+        # Positional (the dataclass's field order): a keyword call costs a third more here.
         request = Request(
-            method=envelope.method,
-            body=body,
-            correlation_id=cid,
-            deadline=envelope.deadline,
-            headers=envelope.headers,
-            flags=envelope.flags,
-            caller=envelope.caller,
-            id=envelope.id,
-            service=self.name,
-            reply_to=envelope.reply_to,
-            parent_id=envelope.parent,
+            envelope.method,
+            body,
+            cid,
+            envelope.deadline,
+            envelope.headers,
+            envelope.flags,
+            envelope.caller,
+            envelope.id,
+            self.name,
+            envelope.reply_to,
+            envelope.parent,
         )
         info: hooks.CallInfo | None = None
         token = enter_request(request)

@@ -96,7 +96,9 @@ class Dispatcher:
         self.transport = transport
         self.slots = slots
         self.executor = executor
-        self.tasks: set[asyncio.Task[None]] = set()
+        # The task of each request being handled (keyed by its envelope: a task that ends
+        # removes itself without asking asyncio which task it is).
+        self.running: dict[RequestEnvelope, asyncio.Task[None]] = {}
 
     async def submit(self, service: Service, channel: str, messages: list[Any]) -> None:
         """Run ``messages`` (one reserved slot each); each slot frees when its request is done.
@@ -119,7 +121,7 @@ class Dispatcher:
         if not accepted:
             return
         loop = asyncio.get_running_loop()
-        tasks = self.tasks
+        running = self.running
         for envelope in accepted:
             coro = self._run(service, envelope, signer)
             if EAGER:
@@ -130,7 +132,7 @@ class Dispatcher:
                     continue
             else:
                 task = loop.create_task(coro)
-            tasks.add(task)
+            running[envelope] = task
 
     async def _claim(self, channel: str, batch: list[RequestEnvelope]) -> list[RequestEnvelope]:
         # The key expires with the request's deadline: after it the request is expired anyway.
@@ -168,9 +170,7 @@ class Dispatcher:
                 self.send_reply(outgoing, envelope.correlation_id)
         finally:
             self.slots.release()
-            task = asyncio.current_task()
-            if task is not None:
-                self.tasks.discard(task)
+            self.running.pop(envelope, None)
 
     def send_reply(self, outgoing: Outgoing, cid: str) -> None:
         """Queue a reply; its slot frees without waiting for Redis (failures are counted)."""
@@ -196,10 +196,10 @@ class Dispatcher:
 
     async def drain(self, timeout: float | None) -> None:
         """Wait for running requests (up to ``timeout``), then cancel what is left."""
-        if not self.tasks:
+        if not self.running:
             return
-        logger.info("draining %d in-flight request(s)", len(self.tasks))
-        _, pending = await asyncio.wait(set(self.tasks), timeout=timeout)
+        logger.info("draining %d in-flight request(s)", len(self.running))
+        _, pending = await asyncio.wait(set(self.running.values()), timeout=timeout)
         if pending:
             logger.warning(
                 "%d request(s) still running after %.1fs; abandoning them",
@@ -210,9 +210,10 @@ class Dispatcher:
                 task.cancel()
             # A task cancelled before its first step never runs its own cleanup.
             await asyncio.wait(pending, timeout=1.0)
-            never_ran = [t for t in pending if t.done() and t in self.tasks]
+            never_ran = [e for e, t in self.running.items() if t in pending and t.done()]
             self.slots.release(len(never_ran))
-            self.tasks.difference_update(never_ran)
+            for envelope in never_ran:
+                del self.running[envelope]
 
 
 class Worker:
@@ -257,7 +258,7 @@ class Worker:
     @property
     def in_flight(self) -> int:
         """Requests being handled right now."""
-        return len(self.dispatcher.tasks)
+        return len(self.dispatcher.running)
 
     async def run(self) -> None:
         """Check the bus, serve until ``stop()``, then finish in-flight requests.
@@ -383,5 +384,5 @@ class ServiceConsumer:
                 message = await receive()
                 await dispatcher.submit(self.service, channel, [message])
         finally:
-            if dispatcher.tasks:
-                await asyncio.gather(*dispatcher.tasks, return_exceptions=True)
+            if dispatcher.running:
+                await asyncio.gather(*dispatcher.running.values(), return_exceptions=True)
