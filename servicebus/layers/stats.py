@@ -11,6 +11,7 @@ logger = logging.getLogger(__name__)
 #: Counter names in ``RedisChannelLayer.stats``.
 STAT_NAMES = (
     "script_calls",  # send script calls made by the send coalescer
+    "direct_sends",  # large messages sent without a script (MULTI/EXEC, capacity after)
     "channel_full",  # sends refused with ChannelFull
     "kept_after_cancel",  # messages popped for a cancelled receive, kept for the next one
     "drainer_restarts",  # drainer tasks restarted after an unexpected error

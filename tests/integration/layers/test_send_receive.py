@@ -82,6 +82,41 @@ async def test_one_script_call_fills_a_channel_to_capacity_in_order(make_layer) 
     assert [m["i"] for m in await layer.receive_many("mixed", 10, timeout=1)] == [0, 1, 2]
 
 
+async def test_large_messages_go_without_lua_in_order_and_within_capacity(make_layer) -> None:
+    layer = make_layer(capacity=3)
+    await layer.send("warm", {})
+    bodies = [bytes([i]) * 300_000 for i in range(5)]
+    results = await asyncio.gather(
+        *(layer.send("big", {"i": i, "body": body}) for i, body in enumerate(bodies)),
+        return_exceptions=True,
+    )
+    assert results[:3] == [None, None, None]
+    assert all(isinstance(r, ChannelFull) for r in results[3:])
+    assert layer.stats["direct_sends"] == 5
+    assert layer.stats["channel_full"] == 2
+    client = redis.Redis.from_url(layer.hosts[0]["address"])
+    assert client.zcard("asgibig") == 3  # the refused ones were taken back
+    assert client.ttl("asgibig") > 0
+    client.close()
+    got = await layer.receive_many("big", 10, timeout=1)
+    assert [(m["i"], m["body"]) for m in got] == [(i, bodies[i]) for i in range(3)]
+
+
+async def test_a_large_message_popped_before_its_check_counts_as_delivered(make_layer) -> None:
+    # Over capacity by one for a moment: whichever member a consumer pops first is
+    # delivered; the sender of a member still there gets ChannelFull. Never both.
+    layer = make_layer(capacity=1)
+    await layer.send("warm", {})
+    small = layer.send("mixed", {"i": 0})
+    big = layer.send("mixed", {"i": 1, "body": b"x" * 100_000})
+    results = await asyncio.gather(small, big, return_exceptions=True)
+    got = await layer.receive_many("mixed", 10, timeout=0.5)
+    delivered = {m["i"] for m in got}
+    refused = {i for i, r in enumerate(results) if isinstance(r, ChannelFull)}
+    assert delivered == {i for i, r in enumerate(results) if r is None}
+    assert delivered.isdisjoint(refused) and delivered | refused == {0, 1}
+
+
 async def test_receive_many_pops_a_batch(layer: RedisChannelLayer) -> None:
     for i in range(10):
         await layer.send("batch", {"i": i})

@@ -10,30 +10,50 @@ import pytest
 from channels.exceptions import ChannelFull
 
 from servicebus.layers.batching import SendCoalescer
-from servicebus.layers.errors import RedisNoScriptError, RedisRoleChanged, RedisUnavailable
+from servicebus.layers.errors import (
+    RedisCommandError,
+    RedisNoScriptError,
+    RedisRoleChanged,
+    RedisUnavailable,
+)
 from servicebus.layers.stats import LayerStats
 
 
 def parse_resp(data: Any) -> list[bytes]:
     """The arguments of one packed command (bytes or pieces)."""
+    return parse_all(data)[0]
+
+
+def parse_all(data: Any) -> list[list[bytes]]:
+    """Every command of a write (bytes or pieces)."""
     reader = hiredis.Reader()
     reader.feed(data if isinstance(data, bytes) else b"".join(data))
-    return reader.gets()
+    commands = []
+    while (command := reader.gets()) is not False:
+        commands.append(command)
+    return commands
 
 
 class FakeClient:
     """Answers EVALSHA/EVAL like SEND_MANY; a member starting with b'full' is refused."""
 
     def __init__(
-        self, error: Exception | None = None, noscript: int = 0, readonly: int = 0
+        self,
+        error: Exception | None = None,
+        noscript: int = 0,
+        readonly: int = 0,
+        execabort: int = 0,
     ) -> None:
+        self.execabort = execabort
         self.calls: list[list[bytes]] = []
         self.error = error
         self.noscript = noscript
         self.readonly = readonly
 
-    def submit(self, data: Any) -> asyncio.Future[Any]:
-        args = parse_resp(data)
+    def submit(self, data: Any, replies: int = 1) -> asyncio.Future[Any]:
+        commands = parse_all(data)
+        assert len(commands) == replies
+        args = commands[0]
         self.calls.append(args)
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         if self.error is not None:
@@ -41,6 +61,19 @@ class FakeClient:
         elif self.readonly:
             self.readonly -= 1
             future.set_exception(RedisRoleChanged("READONLY You can't write against a replica."))
+        elif args[0] == b"MULTI" and self.execabort:
+            self.execabort -= 1
+            future.set_exception(
+                RedisCommandError("EXECABORT Transaction discarded because of previous errors.")
+            )
+        elif args[0] == b"MULTI":
+            # [ZREMRANGEBYSCORE, ZADD, ZCARD, EXPIRE]: a member starting with b"full"
+            # finds the channel over capacity (ZCARD one past any capacity).
+            self.calls[-1] = commands[2]  # the ZADD
+            full = commands[2][3].startswith(b"full")
+            future.set_result([0, 1, 10**9 if full else 1, 1])
+        elif args[0] == b"ZREM":
+            future.set_result(1)
         elif args[0] == b"EVALSHA" and self.noscript:
             self.noscript -= 1
             future.set_exception(RedisNoScriptError("NOSCRIPT No matching script"))
@@ -134,16 +167,43 @@ async def test_separate_ticks_are_separate_calls() -> None:
     await coalescer.aclose()
 
 
-async def test_large_messages_get_calls_of_their_own() -> None:
+async def test_small_messages_share_calls_up_to_a_byte_cap() -> None:
     client = FakeClient()
     coalescer, _ = _coalescer(client, max_batch=64)
+    mid = b"m" * 4000  # under DIRECT_MIN: still a script argument
+    futures = [coalescer.submit("asgik", mid, 10, "k") for _ in range(70)]
+    assert await asyncio.gather(*futures) == [None] * 70
+    # At most 256 KiB of members per call (64 of 4,000 B), and max_batch.
+    assert [int(call[2]) for call in client.calls] == [64, 6]
+
+
+async def test_large_messages_are_added_without_a_script_in_order() -> None:
+    client = FakeClient()
+    coalescer, stats = _coalescer(client, max_batch=64)
     big = b"b" * (200 * 1024)
-    futures = [coalescer.submit("asgik", m, 10, "k") for m in (b"s1", big, b"s2", big, b"s3")]
+    sends = (b"s1", big, b"s2", big, b"s3")
+    futures = [coalescer.submit("asgik", m, 10, "k") for m in sends]
     futures.append(coalescer.submit("asgik", (b"p" * 12, big), 10, "k"))  # Codec.member pieces
     assert await asyncio.gather(*futures) == [None] * 6
-    # At most 256 KiB of members per call: [s1, big, s2], [big, s3], [pieces].
-    assert [int(call[2]) for call in client.calls] == [3, 2, 1]
-    assert client.calls[2][-3] == b"p" * 12 + big
+    assert [call[0] for call in client.calls] == [b"EVALSHA", b"ZADD"] * 2 + [b"EVALSHA", b"ZADD"]
+    assert client.calls[-1][3] == b"p" * 12 + big  # one bulk string, sent as two pieces
+    scores = [float(call[2]) for call in client.calls if call[0] == b"ZADD"]
+    assert scores == sorted(scores)
+    assert stats["direct_sends"] == 3 and stats["script_calls"] == 3
+
+
+async def test_a_large_message_over_capacity_is_taken_back() -> None:
+    client = FakeClient()
+    coalescer, stats = _coalescer(client)
+    told: list[BaseException | None] = []
+    coalescer.submit_with("asgik", b"full" + b"x" * 10_000, 10, "k", told.append)
+    future = coalescer.submit("asgik", b"full" + b"y" * 10_000, 10, "k")
+    with pytest.raises(ChannelFull):
+        await future
+    await asyncio.sleep(0)
+    assert len(told) == 1 and isinstance(told[0], ChannelFull)
+    assert [call[0] for call in client.calls].count(b"ZREM") == 2
+    assert stats["channel_full"] == 2
 
 
 async def test_callback_senders_are_told_when_redis_answered_without_futures() -> None:
@@ -174,3 +234,13 @@ async def test_callback_senders_get_the_batch_error() -> None:
         await asyncio.sleep(0)
     assert len(told) == 2
     assert all(isinstance(e, RedisUnavailable) for e in told)
+
+
+async def test_a_large_message_whose_transaction_was_refused_goes_by_the_script() -> None:
+    # EXECABORT (a queued command got MOVED or READONLY): nothing ran; the script path,
+    # which follows redirections and failovers, sends it.
+    client = FakeClient(execabort=1)
+    coalescer, stats = _coalescer(client)
+    assert await coalescer.submit("asgik", b"b" * 10_000, 10, "k") is None
+    assert [call[0] for call in client.calls] == [b"MULTI", b"EVALSHA"]
+    assert stats["direct_sends"] == 1 and stats["script_calls"] == 1
