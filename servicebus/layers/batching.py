@@ -29,7 +29,7 @@ logger = logging.getLogger(__name__)
 SendCallback = Callable[[BaseException | None], None]
 
 # (key, member, capacity, channel, the sender's future or callback)
-_Member = bytes | tuple[bytes, bytes]  # see Codec.member
+_Member = bytes | tuple[bytes, Piece]  # see Codec.member
 _Pending = tuple[str, _Member, int, str, "asyncio.Future[None] | SendCallback"]
 
 #: Bytes of members per send script call at most (a larger message goes in a call alone).

@@ -16,10 +16,17 @@ from typing import Any
 import msgpack
 from channels_redis.serializers import MsgPackSerializer, registry
 
-from .resp import BIG_PIECE
+from .resp import BIG_PIECE, Piece
 from .stats import LayerStats
 
 logger = logging.getLogger(__name__)
+
+
+def _has_large_value(message: dict[str, Any]) -> bool:
+    # A message with a large bytes "body" (servicebus's envelopes) is worth a packer of
+    # its own; looking at that one key keeps the check cheap for every other message.
+    body = message.get("body")
+    return type(body) is bytes and len(body) >= BIG_PIECE
 
 
 class Codec:
@@ -61,11 +68,12 @@ class Codec:
             return random.randbytes(self._prefix_length) + packer.pack(message)
         return bytes(packer.pack(message))
 
-    def member(self, message: dict[str, Any]) -> bytes | tuple[bytes, bytes]:
+    def member(self, message: dict[str, Any]) -> bytes | tuple[bytes, Piece]:
         """``serialize``, but a large message comes as (prefix, payload) pieces.
 
         The RESP writer sends the two pieces as one bulk string: a 1 MB body is not
-        copied once more just to put 12 random bytes in front of it.
+        copied once more just to put 12 random bytes in front of it, nor out of the
+        packer's buffer into a bytes object (the payload is a view of a packer's own).
         """
         if not self.fast or self._prefix_length <= 0:
             return self.serialize(message)
@@ -74,8 +82,16 @@ class Codec:
             packer = packers.packer
         except AttributeError:
             packer = packers.packer = msgpack.Packer()
-        packed = packer.pack(message)
         prefix = random.randbytes(self._prefix_length)
+        if _has_large_value(message):
+            # A packer of its own, kept alive by the view until the bytes are written.
+            own = msgpack.Packer(autoreset=False)
+            own.pack(message)
+            view = own.getbuffer()
+            if len(view) >= BIG_PIECE:
+                return prefix, view
+            return prefix + bytes(view)
+        packed = packer.pack(message)
         if len(packed) >= BIG_PIECE:
             return prefix, packed
         return prefix + packed
