@@ -3,13 +3,14 @@
     python -m benchmarks.cpu                        # 20,000 calls at 64 in flight, 3 rounds
     python -m benchmarks.cpu --modes off,all        # telemetry off and the defaults, interleaved
     python -m benchmarks.cpu --arrival open --rate 5000
+    python -m benchmarks.cpu --nats nats://127.0.0.1:4222   # NATS request/reply beside it
 
 A private redis-server, one ``runworker`` process (async echo handler) and this process as
 the caller (on uvloop when installed). Each round makes a fixed number of calls after a
 warm-up and reads the three processes' CPU time before and after: per-call CPU is far
 steadier than calls/s on a shared machine, and throughput at saturation is its inverse.
 
-Arrival patterns (PERFORMANCE-NOTES caveat: the first is the best case for coalescing):
+Arrival patterns (the first is the best case for coalescing sends):
   closed  ``--inflight`` loops, each starting its next call when its reply arrives: a batch
           of replies wakes many loops in one tick, so their sends share one script call
   open    calls start at Poisson-distributed times at ``--rate`` calls/s (at most
@@ -234,6 +235,75 @@ def configure_caller(mode: str) -> None:
                 hook.tracer = hook.provider.get_tracer("servicebus")
 
 
+def measure_nats(args: argparse.Namespace) -> list[dict[str, Any]]:
+    """The same calls over NATS request/reply (nats-py responder, the machine's server).
+
+    Closed loop only; the nats-server is the machine's (shared: its CPU includes anything
+    else it serves meanwhile).
+    """
+    import subprocess
+
+    from benchmarks.peers import NATS_SUBJECT
+
+    try:
+        server = int(subprocess.run(["pgrep", "-x", "nats-server"], capture_output=True,
+                                    text=True).stdout.split()[0])  # fmt: skip
+    except (IndexError, ValueError, OSError):
+        print("NATS skipped: no nats-server process", flush=True)
+        return []
+    responder = ManagedProcess(
+        [sys.executable, "-m", "benchmarks.peers", "nats", args.nats], cwd=ROOT, name="nats"
+    )
+    responder.start(ready="ready", timeout=60)
+    runner, _ = loop_runner()
+    rows = []
+    try:
+        assert responder.proc is not None
+        pids = [os.getpid(), responder.proc.pid, server]
+        for round_ in range(args.rounds):
+            rows.append(runner(_nats_round(args, pids, NATS_SUBJECT)))
+            caller, work, srv = rows[-1]["cpu_us"]
+            print(
+                f"round {round_ + 1} NATS     {rows[-1]['calls']:>7,} calls "
+                f"{rows[-1]['rate']:>8,.0f}/s  CPU µs/call: caller {caller:5.1f}  responder "
+                f"{work:5.1f}  nats-server {srv:5.1f}  total {caller + work + srv:5.1f}",
+                flush=True,
+            )
+    finally:
+        responder.stop()
+    return rows
+
+
+async def _nats_round(args: argparse.Namespace, pids: list[int], subject: str) -> dict[str, Any]:
+    import nats
+
+    nc = await nats.connect(args.nats, max_reconnect_attempts=1)
+    body = b"x" * args.size
+    left = args.warmup
+
+    async def loop() -> None:
+        nonlocal left
+        while left > 0:
+            left -= 1
+            await nc.request(subject, body, timeout=30)
+
+    try:
+        await asyncio.gather(*(loop() for _ in range(min(args.inflight, 64))))
+        before = [cpu_seconds(p) for p in pids]
+        left = args.calls
+        wall = time.perf_counter()
+        await asyncio.gather(*(loop() for _ in range(args.inflight)))
+        wall = time.perf_counter() - wall
+        used = [cpu_seconds(p) - b for p, b in zip(pids, before, strict=True)]
+    finally:
+        await nc.close()
+    return {
+        "calls": args.calls,
+        "rate": args.calls / wall,
+        "cpu_us": [u / args.calls * 1e6 for u in used],
+    }
+
+
 def describe(args: argparse.Namespace, loop_name: str) -> str:
     """The benchmark's own settings, printed with its figures."""
     from django.conf import settings
@@ -269,6 +339,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--limit", type=float, default=60.0, help="seconds per round at most")
     parser.add_argument(
         "--commands", action="store_true", help="also print Redis's time per command per call"
+    )
+    parser.add_argument(
+        "--nats",
+        default="",
+        metavar="URL",
+        help="also measure NATS request/reply (e.g. nats://127.0.0.1:4222), closed loop",
     )
     args = parser.parse_args(argv)
     modes = [m for m in args.modes.split(",") if m]
@@ -337,7 +413,15 @@ def main(argv: list[str] | None = None) -> None:
                         ),
                         flush=True,
                     )
+    nats_rows = measure_nats(args) if args.nats else []
     print(f"\nmedians of {args.rounds} round(s):")
+    if nats_rows:
+        med = [statistics.median(r["cpu_us"][i] for r in nats_rows) for i in range(3)]
+        print(
+            f"  {'NATS':<8} caller {med[0]:5.1f}  responder {med[1]:5.1f}  nats-server "
+            f"{med[2]:5.1f}  total {sum(med):5.1f} µs/call;  "
+            f"{statistics.median(r['rate'] for r in nats_rows):,.0f} calls/s"
+        )
     for mode in modes:
         rows = results[mode]
         med = [statistics.median(r["cpu_us"][i] for r in rows) for i in range(3)]

@@ -18,7 +18,6 @@ The target (issues 8 and 9): metrics and record each >= 0.85x of off.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import os
 import statistics
 import sys
@@ -28,6 +27,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.cpu import loop_runner  # noqa: E402
 from benchmarks.rpc import Cell, run_async_cell  # noqa: E402
 from tests.support.processes import ManagedProcess  # noqa: E402
 from tests.support.redis_server import RedisServer  # noqa: E402
@@ -89,6 +89,9 @@ def main(argv: list[str] | None = None) -> None:
     if args.sample_ratio is not None:
         os.environ["BENCH_SAMPLE_RATIO"] = str(args.sample_ratio)
     modes = args.modes.split(",")
+    # The caller on uvloop when installed, as the workers (runworker) and benchmarks.rpc.
+    run, loop_name = loop_runner()
+    print(f"caller on {loop_name}; worker: runworker (uvloop when installed)", flush=True)
     rates: dict[str, list[float]] = {m: [] for m in modes}
     # CPU per call of caller + worker + redis-server: steadier than calls/s on a shared
     # machine (throughput at saturation goes with its inverse).
@@ -117,7 +120,7 @@ def main(argv: list[str] | None = None) -> None:
                     configure_caller(mode)
                     pids = [os.getpid(), worker.proc.pid, redis.proc.pid]  # type: ignore[union-attr]
                     before = [cpu_seconds(p) for p in pids]
-                    cell = asyncio.run(measure(args.duration, args.warmup, args.inflight))
+                    cell = run(measure(args.duration, args.warmup, args.inflight))
                     used = sum(cpu_seconds(p) for p in pids) - sum(before)
                 finally:
                     worker.stop()
