@@ -308,8 +308,9 @@ def describe(args: argparse.Namespace, loop_name: str) -> str:
     """The benchmark's own settings, printed with its figures."""
     from django.conf import settings
 
+    from servicebus.conf import get_settings
+
     config = settings.CHANNEL_LAYERS["default"]["CONFIG"]
-    sb = settings.SERVICEBUS
     arrival = (
         f"closed loop, {args.inflight} in flight"
         if args.arrival == "closed"
@@ -318,7 +319,7 @@ def describe(args: argparse.Namespace, loop_name: str) -> str:
     return (
         f"{args.calls:,} calls of {args.size} B per round after {args.warmup:,} warm-up calls; "
         f"{arrival}; caller on {loop_name}; worker: runworker, concurrency "
-        f"{sb['WORKER_CONCURRENCY']}, batch {sb['WORKER_BATCH']}; layer capacity "
+        f"{get_settings().WORKER_CONCURRENCY}, batch {get_settings().WORKER_BATCH}; layer capacity "
         f"{config['capacity']}, max_batch {config['max_batch']}, drain_batch "
         f"{config['drain_batch']}"
     )

@@ -458,8 +458,9 @@ def settings_line(args: argparse.Namespace, loop_name: str) -> str:
 
     from django.conf import settings
 
+    from servicebus.conf import get_settings
+
     config = settings.CHANNEL_LAYERS["default"]["CONFIG"]
-    sb = settings.SERVICEBUS
 
     def v(name: str) -> str:
         try:
@@ -469,8 +470,8 @@ def settings_line(args: argparse.Namespace, loop_name: str) -> str:
 
     return (
         f"Settings: callers on {loop_name}, workers on uvloop (runworker and the peers). "
-        f"servicebus: runworker concurrency {sb['WORKER_CONCURRENCY']}, batch "
-        f"{sb['WORKER_BATCH']}; layer capacity {config['capacity']}, max_batch "
+        f"servicebus: runworker concurrency {get_settings().WORKER_CONCURRENCY}, batch "
+        f"{get_settings().WORKER_BATCH}; layer capacity {config['capacity']}, max_batch "
         f"{config['max_batch']}, drain_batch {config['drain_batch']}; telemetry defaults "
         "(stats, call records; no OpenTelemetry SDK). "
         f"Stock channels_redis {v('channels_redis')} on redis-py {v('redis')}: capacity 2000, "

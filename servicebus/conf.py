@@ -87,8 +87,9 @@ class Settings:
     MAX_BODY_SIZE: int = field(default=8 * 1024 * 1024, metadata=check(positive, "> 0"))
     WORKER_CONCURRENCY: int = field(default=64, metadata=check(positive, ">= 1"))
     # Most messages one receive takes: smaller batches let caller, worker and Redis work
-    # on different batches at once instead of passing one burst around.
-    WORKER_BATCH: int = field(default=16, metadata=check(positive, ">= 1"))
+    # on different batches at once instead of passing one burst around; larger ones cost
+    # less per message (32: benchmarks.cpu, 64 and 256 in flight, docs/benchmarks.md).
+    WORKER_BATCH: int = field(default=32, metadata=check(positive, ">= 1"))
     DRAIN_TIMEOUT: float = field(default=30.0, metadata=check(non_negative, ">= 0"))
     # Caps how long a blocking receive waits before it polls again (shutdown latency).
     RECEIVE_POLL: float = field(default=1.0, metadata=check(positive, "> 0"))

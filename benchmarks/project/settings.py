@@ -22,11 +22,12 @@ CHANNEL_LAYERS = {
 SERVICEBUS = {
     "SERVICE_NAME": "bench",
     "WORKER_CONCURRENCY": 256,
-    "WORKER_BATCH": int(os.environ.get("BENCH_WORKER_BATCH", "16")),
     "MAX_BODY_SIZE": 4 * 1024 * 1024,
     # SERVICEBUS_SIGNING_KEYS="k1,k2" measures signed envelopes (docs/security.md).
     "SIGNING_KEYS": [k for k in os.environ.get("SERVICEBUS_SIGNING_KEYS", "").split(",") if k],
 }
+if "BENCH_WORKER_BATCH" in os.environ:  # else the library's default (conf.py)
+    SERVICEBUS["WORKER_BATCH"] = int(os.environ["BENCH_WORKER_BATCH"])
 LOGGING = {
     "version": 1,
     "handlers": {"stderr": {"class": "logging.StreamHandler"}},

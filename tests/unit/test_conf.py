@@ -26,7 +26,7 @@ def test_defaults_and_overrides(settings) -> None:
     effective = get_settings()
     assert (effective.SERVICE_NAME, effective.DEFAULT_TIMEOUT) == ("orders", 2.0)
     assert isinstance(effective.DEFAULT_TIMEOUT, float)
-    assert effective.WORKER_BATCH == 16 and effective.MAX_BODY_SIZE == 8 * 1024 * 1024
+    assert effective.WORKER_BATCH == 32 and effective.MAX_BODY_SIZE == 8 * 1024 * 1024
     assert request_channel("orders") == "orders.request"
 
 
