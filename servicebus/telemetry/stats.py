@@ -157,8 +157,11 @@ class Stats:
         self.backlog: dict[str, int] = {}
         self._cache: dict[str, tuple[float, dict[str, Any]]] = {}
         self._started: deque[str] = deque()  # services of requests started
-        self._ended: deque[CallInfo] = deque()  # requests handled
-        self._made: deque[CallInfo] = deque()  # calls made
+        # (service, method, code, started, duration) of requests handled and calls made:
+        # tuples of str/float, which the garbage collector stops tracking (CallInfo objects
+        # held until a fold would survive collections and be promoted, at a cost).
+        self._ended: deque[tuple[str, str, str, float, float]] = deque()
+        self._made: deque[tuple[str, str, str, float, float]] = deque()
         # (service, method, code) as given -> where they are counted (see _target).
         self._targets: dict[
             tuple[str, str, str], tuple[ServiceStats, Counter[str], str, list[int], Ring]
@@ -211,7 +214,7 @@ class Stats:
     def server_end(self, info: CallInfo) -> None:
         """A request ended: its outcome and latency are counted at the next fold."""
         ended = self._ended
-        ended.append(info)
+        ended.append((info.service, info.method, info.code, info.started, info.duration))
         if len(ended) >= FOLD_EVERY:
             with self._lock:
                 self._fold()
@@ -219,7 +222,7 @@ class Stats:
     def client_end(self, info: CallInfo) -> None:
         """A call this process made ended: counted by outcome at the next fold."""
         made = self._made
-        made.append(info)
+        made.append((info.service, info.method, info.code, info.started, info.duration))
         if len(made) >= FOLD_EVERY:
             with self._lock:
                 self._fold()
@@ -231,23 +234,22 @@ class Stats:
 
     def _fold(self) -> None:
         """Count the queued starts and ends into the figures (caller holds the lock)."""
-        started, ended, made = self._started, self._ended, self._made
-        while started:
-            self._service(started.popleft()).in_flight += 1
+        starts, ended, made = self._started, self._ended, self._made
+        while starts:
+            self._service(starts.popleft()).in_flight += 1
         targets = self._targets
         if len(targets) > 4 * labels.MAX_METHODS:  # raw names come from the wire: bounded
             targets.clear()
         while ended:
-            info = ended.popleft()
-            raw = (info.service, info.method, info.code)
+            service, method, raw_code, started, duration = ended.popleft()
+            raw = (service, method, raw_code)
             target = targets.get(raw)
             if target is None:
                 target = targets[raw] = self._target(*raw)
             svc, counts, code, latency, window = target
-            duration = info.duration
             bucket = bisect_left(BOUNDS, duration)
-            now = info.started + duration
-            error = raw[2] != "ok"
+            now = started + duration
+            error = raw_code != "ok"
             svc.in_flight -= 1
             counts[code] += 1
             latency[bucket] += 1
@@ -258,15 +260,15 @@ class Stats:
         if len(calls) > 4 * labels.MAX_METHODS:
             calls.clear()
         while made:
-            info = made.popleft()
-            raw = (info.service, info.method, info.code)
+            service, method, raw_code, _, duration = made.popleft()
+            raw = (service, method, raw_code)
             found = calls.get(raw)
             if found is None:
                 found = calls[raw] = self._call_target(*raw)
             key, hist = found
             self.calls[key] += 1
-            hist[bisect_left(BOUNDS, info.duration)] += 1
-            self.call_seconds[key[:2]] += info.duration
+            hist[bisect_left(BOUNDS, duration)] += 1
+            self.call_seconds[key[:2]] += duration
 
     def _call_target(
         self, service: str, raw_method: str, raw_code: str
