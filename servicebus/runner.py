@@ -154,8 +154,16 @@ class Runner:
                 pass
         return self._stopped.is_set()
 
-    def _failed(self, exc: BaseException, backoff: Backoff) -> float:
-        if isinstance(exc, self.fatal) or not isinstance(exc, self.retry_on):
+    def _failed(
+        self,
+        exc: BaseException,
+        backoff: Backoff,
+        retry_on: tuple[type[BaseException], ...] | None = None,
+    ) -> float:
+        """The delay before retrying after ``exc`` (counted, logged), or raise it: fatal,
+        not in ``retry_on`` (default: the runner's), or our own cancellation come back."""
+        retryable = self.retry_on if retry_on is None else retry_on
+        if isinstance(exc, self.fatal) or not isinstance(exc, retryable):
             raise exc
         task = _current_task()
         if task is not None and task.cancelling():
@@ -188,22 +196,14 @@ class Runner:
 
         Errors in ``retry_on`` (default: the runner's) are logged and retried with backoff.
         """
-        retryable = self.retry_on if retry_on is None else retry_on
         backoff = Backoff(self.initial_backoff, self.max_backoff)
         while not self._stopped.is_set():
             try:
                 return (await attempt(),)
             except Exception as exc:
-                if isinstance(exc, self.fatal) or not isinstance(exc, retryable):
-                    raise
-                task = _current_task()
-                if task is not None and task.cancelling():
-                    raise asyncio.CancelledError() from exc
-                self.failures += 1
-                delay = backoff.next()
-                logger.warning("%s: %s; retrying in %.2fs", self.name, exc, delay)
-                if await self.wait_async(delay):
-                    break
+                delay = self._failed(exc, backoff, retry_on)
+            if await self.wait_async(delay):
+                break
         return None
 
     async def arun(self, step: AsyncStep) -> None:

@@ -7,6 +7,7 @@ import os
 import signal
 import threading
 import time
+from collections.abc import Awaitable, Callable
 
 import pytest
 
@@ -117,3 +118,30 @@ async def test_aretry_until_success_or_stop() -> None:
 
     asyncio.get_running_loop().call_later(0.05, runner.stop)
     assert await runner.aretry(never) is None
+
+
+async def test_aretry_retries_only_its_own_errors_and_never_fatal_ones() -> None:
+    # The worker's runner retries everything in its loops, but its startup check only
+    # what a later attempt can fix.
+    runner = Runner("t", retry_on=(Exception,), initial_backoff=0.01)
+    calls: list[type[BaseException]] = []
+
+    def failing(*errors: BaseException) -> Callable[[], Awaitable[str]]:
+        pending = list(errors)
+
+        async def attempt() -> str:
+            error = pending.pop(0)
+            calls.append(type(error))
+            raise error
+
+        return attempt
+
+    with pytest.raises(ValueError):
+        await runner.aretry(
+            failing(BusUnavailable("down"), ValueError("bug")), retry_on=(BusUnavailable,)
+        )
+    assert calls == [BusUnavailable, ValueError]
+    assert runner.failures == 1
+    with pytest.raises(BusMisconfigured):
+        await runner.aretry(failing(BusMisconfigured("bad password")))
+    assert runner.failures == 1
