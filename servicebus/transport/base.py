@@ -24,6 +24,7 @@ from channels.exceptions import ChannelFull
 from channels.layers import BaseChannelLayer
 from redis import exceptions as redis_errors
 
+from servicebus.conf import REPLY_CHANNEL_PREFIX
 from servicebus.errors import (
     Backpressure,
     BadRequest,
@@ -32,6 +33,7 @@ from servicebus.errors import (
     ServiceBusError,
 )
 from servicebus.layers import RedisCommandError, RedisConfigError, RedisVersionError
+from servicebus.layers.stats import DropListener
 
 __all__ = [
     "Delivered",
@@ -40,14 +42,13 @@ __all__ = [
     "Transport",
     "check_channel_name",
     "map_error",
+    "report_sent",
 ]
 
 # What a listener gets: every message of one batch, in order.
 Delivered = Callable[[list[Any]], None]
 # Called once when a send settles: None when Redis took it, else the mapped error.
 Sent = Callable[[ServiceBusError | None], None]
-# ``(reason, count)`` for messages a layer dropped (expired, undecodable, ...).
-DropListener = Callable[[str, int], None]
 
 # Retrying cannot fix these: wrong credentials or ACL, TLS set up wrongly, an old server.
 # (Extend in one line when a layer adds fatal error types.)
@@ -103,6 +104,17 @@ def map_error(exc: BaseException, channel: str | None = None) -> BaseException:
     return exc
 
 
+def report_sent(channel: str, sent: Sent, error: BaseException | None) -> None:
+    """Tell ``sent`` how a send to ``channel`` ended: None, or its error as a ServiceBusError."""
+    if error is None:
+        sent(None)
+        return
+    mapped = map_error(error, channel)
+    if not isinstance(mapped, ServiceBusError):
+        mapped = BusUnavailable(f"sending to {channel} failed: {error!r}")
+    sent(mapped)
+
+
 _NAME = re.compile(BaseChannelLayer.channel_name_regex.pattern)
 _MAX_NAME = BaseChannelLayer.MAX_NAME_LENGTH
 _valid_names: set[str] = set()
@@ -154,9 +166,12 @@ class Transport(abc.ABC):
     ) -> list[Any]:
         """Up to ``max_count`` messages of ``channel``; ``[]`` after ``timeout`` seconds."""
 
-    @abc.abstractmethod
     async def reply_channel(self) -> str:
-        """A new process-local channel name for replies to this process."""
+        """A new process-local channel name for replies to this process (``new_channel``)."""
+        try:
+            return str(await self.layer.new_channel(REPLY_CHANNEL_PREFIX))
+        except Exception as exc:
+            raise map_error(exc) from exc
 
     @abc.abstractmethod
     async def listen(self, channel: str, deliver: Delivered) -> None:
@@ -185,11 +200,4 @@ class Transport(abc.ABC):
         if future.cancelled():
             sent(BusUnavailable("the send was cancelled (the layer is closing)"))
             return
-        exc = future.exception()
-        if exc is None:
-            sent(None)
-            return
-        error = map_error(exc, channel)
-        if not isinstance(error, ServiceBusError):
-            error = BusUnavailable(f"sending to {channel} failed: {exc!r}")
-        sent(error)
+        report_sent(channel, sent, future.exception())

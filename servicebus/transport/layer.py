@@ -13,7 +13,6 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
-from servicebus.conf import REPLY_CHANNEL_PREFIX
 from servicebus.errors import BadRequest
 
 from .base import Delivered, Sent, Transport, map_error
@@ -81,13 +80,6 @@ class LayerTransport(Transport):
             return [future.result()]
         except Exception as exc:
             raise map_error(exc, channel) from exc
-
-    async def reply_channel(self) -> str:
-        """``layer.new_channel`` with the servicebus reply prefix."""
-        try:
-            return str(await self.layer.new_channel(REPLY_CHANNEL_PREFIX))
-        except Exception as exc:
-            raise map_error(exc) from exc
 
     async def listen(self, channel: str, deliver: Delivered) -> None:
         """Receive one reply at a time and hand it to ``deliver``."""

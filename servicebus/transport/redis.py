@@ -6,11 +6,10 @@ import functools
 from collections.abc import Sequence
 from typing import Any
 
-from servicebus.conf import REPLY_CHANNEL_PREFIX
-from servicebus.errors import BadRequest, BusUnavailable, ServiceBusError
+from servicebus.errors import BadRequest, ServiceBusError
 from servicebus.layers import RedisChannelLayer
 
-from .base import Delivered, DropListener, Sent, Transport, map_error
+from .base import Delivered, DropListener, Sent, Transport, map_error, report_sent
 
 # SET NX PXAT per key, 1 where the key was new: one command for a whole popped batch.
 CLAIM_SCRIPT = """
@@ -24,16 +23,6 @@ return fresh
 
 def _ignore(error: BaseException | None) -> None:
     """Nobody waits for this send's outcome (a failure is the layer's to count)."""
-
-
-def _settled(channel: str, sent: Sent, error: BaseException | None) -> None:
-    if error is None:
-        sent(None)
-        return
-    mapped = map_error(error, channel)
-    if not isinstance(mapped, ServiceBusError):
-        mapped = BusUnavailable(f"sending to {channel} failed: {error!r}")
-    sent(mapped)
 
 
 class RedisTransport(Transport):
@@ -51,7 +40,7 @@ class RedisTransport(Transport):
         ``sent`` is called as soon as Redis answered, from the layer's reply reading: no
         future and no loop callback per message.
         """
-        callback = _ignore if sent is None else functools.partial(_settled, channel, sent)
+        callback = _ignore if sent is None else functools.partial(report_sent, channel, sent)
         try:
             self.layer.send_nowait(channel, message, callback)
         except (TypeError, AssertionError, ValueError) as exc:
@@ -70,13 +59,6 @@ class RedisTransport(Transport):
             raise
         except Exception as exc:
             raise map_error(exc, channel) from exc
-
-    async def reply_channel(self) -> str:
-        """A process-local channel drained by the layer for this process."""
-        try:
-            return str(await self.layer.new_channel(REPLY_CHANNEL_PREFIX))
-        except Exception as exc:
-            raise map_error(exc) from exc
 
     async def listen(self, channel: str, deliver: Delivered) -> None:
         """The layer's drainer calls ``deliver`` with each batch: no task wake per batch."""

@@ -28,6 +28,7 @@ from servicebus.transport import (
     map_error,
     transport_for,
 )
+from servicebus.transport.base import report_sent
 
 
 @pytest.mark.parametrize(
@@ -116,6 +117,30 @@ async def test_send_outcome_is_mapped() -> None:
     assert isinstance(outcomes[1], Backpressure)
     with pytest.raises(Backpressure):
         await transport.send("full.request", {"n": 3})
+
+
+@pytest.mark.parametrize(
+    ("error", "expected"),
+    [
+        (None, type(None)),
+        (ChannelFull("a.request"), Backpressure),
+        (RedisVersionError("needs 7.0"), BusMisconfigured),
+        (RuntimeError("a layer bug"), BusUnavailable),  # never a bare exception to a caller
+    ],
+)
+def test_every_send_outcome_reaches_the_sender_as_a_servicebus_error(error, expected) -> None:
+    outcomes: list[ServiceBusError | None] = []
+    report_sent("a.request", outcomes.append, error)
+    assert len(outcomes) == 1 and type(outcomes[0]) is expected
+
+
+async def test_redis_transport_maps_a_failed_send() -> None:
+    layer = RedisChannelLayer(hosts=["redis://127.0.0.1:1/0"])  # nothing listens there
+    transport = RedisTransport(layer)
+    outcome: asyncio.Future[ServiceBusError | None] = asyncio.get_running_loop().create_future()
+    transport.send_nowait("a.request", {"n": 1}, outcome.set_result)
+    assert isinstance(await asyncio.wait_for(outcome, 10), BusUnavailable)
+    await transport.close()
 
 
 async def test_layer_receive_times_out_without_losing_the_pending_message() -> None:
