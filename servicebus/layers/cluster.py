@@ -34,7 +34,7 @@ from .errors import (
     RedisUnavailable,
 )
 from .hosts import HostSpec
-from .pool import CommandClient, forward
+from .pool import CommandClient, forward, gather_all
 from .resp import Piece, open_connection, pack
 from .stats import LayerStats
 
@@ -280,13 +280,7 @@ class SlotClient:
 
     async def pipeline(self, commands: list[list[Any]]) -> list[Any]:
         """Run commands on this slot's master; their replies in order (first error raises)."""
-        results = await asyncio.gather(
-            *(self.submit(pack(args)) for args in commands), return_exceptions=True
-        )
-        for result in results:
-            if isinstance(result, BaseException):
-                raise result
-        return results
+        return await gather_all([self.submit(pack(args)) for args in commands])
 
     def _first(
         self,

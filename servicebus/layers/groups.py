@@ -3,12 +3,11 @@ with one script call per shard or cluster slot."""
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Callable
 from typing import Any, Protocol
 
-from .pool import Commands
+from .pool import Commands, gather_all
 from .scripts import SEND_MANY
 
 
@@ -71,8 +70,6 @@ async def send_to_channels(
             args += (member, capacity, now)
         calls.append(SEND_MANY(commands(index), list(keyed), args))
     dropped = 0
-    for outcome in await asyncio.gather(*calls, return_exceptions=True):
-        if isinstance(outcome, BaseException):
-            raise outcome
+    for outcome in await gather_all(calls):
         dropped += outcome.count(0)
     return dropped

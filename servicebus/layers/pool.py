@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+from collections.abc import Awaitable, Iterable
 from typing import Any, Protocol
 
 from .errors import RedisUnavailable
@@ -30,6 +31,15 @@ def forward(source: asyncio.Future[Any], *, target: asyncio.Future[Any]) -> None
         target.set_exception(exc)
     else:
         target.set_result(source.result())
+
+
+async def gather_all(awaitables: Iterable[Awaitable[Any]]) -> list[Any]:
+    """Their results in order, once every one has settled; then the first error raises."""
+    results = await asyncio.gather(*awaitables, return_exceptions=True)
+    for result in results:
+        if isinstance(result, BaseException):
+            raise result
+    return results
 
 
 class Commands(Protocol):
@@ -80,12 +90,7 @@ class CommandClient:
 
     async def pipeline(self, commands: list[list[Any]]) -> list[Any]:
         """Run commands in one write; their replies in order (the first error raises)."""
-        futures = [self.submit(pack(args)) for args in commands]
-        results = await asyncio.gather(*futures, return_exceptions=True)
-        for result in results:
-            if isinstance(result, BaseException):
-                raise result
-        return results
+        return await gather_all([self.submit(pack(args)) for args in commands])
 
     async def connection(self) -> RedisConnection:
         """The open connection, connecting first if needed (raises the connect error)."""

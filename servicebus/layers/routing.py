@@ -19,7 +19,7 @@ from .connections import ShardClients
 from .errors import RedisRedirect, RedisUnavailable
 from .hosts import HostSpec
 from .loops import LoopState
-from .pool import CommandClient, Commands
+from .pool import CommandClient, Commands, gather_all
 from .resp import pack
 from .scripts import DELETE_PREFIX
 from .sentinel import check_host
@@ -36,14 +36,6 @@ def ring_index(value: str | bytes, size: int) -> int:
     if isinstance(value, str):
         value = value.encode("utf8")
     return int((binascii.crc32(value) & 0xFFF) / (4096 / float(size)))
-
-
-async def _gather_all(futures: list[asyncio.Future[Any]]) -> list[Any]:
-    results = await asyncio.gather(*futures, return_exceptions=True)
-    for result in results:
-        if isinstance(result, BaseException):
-            raise result
-    return results
 
 
 class Routing(abc.ABC):
@@ -209,7 +201,7 @@ class ClusterRouting(Routing):
             self.commands(state, key_slot(args[1] if len(args) > 1 else key)).submit(pack(args))
             for args in commands
         ]
-        return await _gather_all(futures)
+        return await gather_all(futures)
 
     async def delete_prefix(self, state: LoopState, prefix: str) -> None:
         """SCAN every master for the prefix and UNLINK what it finds (slot by slot)."""
@@ -223,6 +215,6 @@ class ClusterRouting(Routing):
                     "SCAN", cursor, "MATCH", prefix + "*", "COUNT", _SCAN_COUNT
                 )
                 if keys:
-                    await _gather_all([client.submit(pack(("UNLINK", k))) for k in keys])
+                    await gather_all([client.submit(pack(("UNLINK", k))) for k in keys])
                 if bytes(cursor) == b"0":
                     break
