@@ -29,6 +29,13 @@ def _has_large_value(message: dict[str, Any]) -> bool:
     return type(body) is bytes and len(body) >= BIG_PIECE
 
 
+class _Packers(threading.local):
+    """A reused msgpack Packer per thread (a Packer must not be shared between threads)."""
+
+    def __init__(self) -> None:
+        self.packer = msgpack.Packer()
+
+
 class Codec:
     """serialize / deserialize, and ``decode_member`` that counts what it cannot read."""
 
@@ -53,17 +60,13 @@ class Codec:
             type(self.serializer) is MsgPackSerializer
             and getattr(self.serializer, "crypter", None) is None
         )
-        self._packers = threading.local()
+        self._packers = _Packers()
 
     def serialize(self, message: dict[str, Any]) -> bytes:
         """channels_redis's format: random prefix + msgpack (or the configured serializer)."""
         if not self.fast:
             return bytes(self.serializer.serialize(message))
-        packers = self._packers
-        try:
-            packer = packers.packer
-        except AttributeError:
-            packer = packers.packer = msgpack.Packer()
+        packer = self._packers.packer
         if self._prefix_length > 0:
             return random.randbytes(self._prefix_length) + packer.pack(message)
         return bytes(packer.pack(message))
@@ -77,11 +80,7 @@ class Codec:
         """
         if not self.fast or self._prefix_length <= 0:
             return self.serialize(message)
-        packers = self._packers
-        try:
-            packer = packers.packer
-        except AttributeError:
-            packer = packers.packer = msgpack.Packer()
+        packer = self._packers.packer
         prefix = random.randbytes(self._prefix_length)
         if _has_large_value(message):
             # A packer of its own, kept alive by the view until the bytes are written.

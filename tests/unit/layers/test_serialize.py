@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 import msgpack
 from channels_redis.core import RedisChannelLayer as StockLayer
 
@@ -47,3 +49,22 @@ def test_a_large_member_comes_in_two_pieces_of_the_same_bytes() -> None:
     prefix, payload = layer._codec.member(message)
     assert len(prefix) == 12
     assert StockLayer().deserialize(prefix + payload) == message
+
+
+def test_each_thread_packs_with_a_packer_of_its_own() -> None:
+    layer = RedisChannelLayer()
+    packers = layer._codec._packers
+    mine = packers.packer
+    seen: list[object] = []
+    results: list[bytes] = []
+
+    def other() -> None:
+        seen.append(packers.packer)
+        results.append(layer.serialize({"from": "thread"}))
+
+    thread = threading.Thread(target=other)
+    thread.start()
+    thread.join(10)
+    assert seen and seen[0] is not mine and packers.packer is mine
+    assert layer.deserialize(results[0]) == {"from": "thread"}
+    assert layer.deserialize(layer.serialize({"from": "main"})) == {"from": "main"}
