@@ -230,10 +230,7 @@ class SendCoalescer:
         self._in_flight.discard(reply)
         if reply.cancelled():
             for *_, waiter in batch:
-                if isinstance(waiter, asyncio.Future):
-                    waiter.cancel()
-                else:
-                    _tell(waiter, asyncio.CancelledError())
+                _resolve(waiter, asyncio.CancelledError())
             return
         exc = reply.exception()
         if isinstance(exc, RedisNoScriptError) and sha:
@@ -247,11 +244,9 @@ class SendCoalescer:
             return
         if exc is not None:
             for *_, waiter in batch:
-                if not isinstance(waiter, asyncio.Future):
-                    _tell(waiter, exc)
-                elif not waiter.done():
-                    waiter.set_exception(exc)
+                _resolve(waiter, exc)
             return
+        # Inlined (not _resolve): this loop runs for every message sent.
         full = 0
         for (_, _, _, channel, waiter), status in zip(batch, reply.result(), strict=True):
             if not isinstance(waiter, asyncio.Future):
