@@ -244,3 +244,21 @@ async def test_a_large_message_whose_transaction_was_refused_goes_by_the_script(
     assert await coalescer.submit("asgik", b"b" * 10_000, 10, "k") is None
     assert [call[0] for call in client.calls] == [b"MULTI", b"EVALSHA"]
     assert stats["direct_sends"] == 1 and stats["script_calls"] == 1
+
+
+async def test_a_cancelled_batch_cancels_its_futures_and_tells_its_callbacks() -> None:
+    class Cancelling(FakeClient):
+        def submit(self, data: Any, replies: int = 1) -> asyncio.Future[Any]:
+            super().submit(data, replies)  # records the call
+            cancelled: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+            cancelled.cancel()  # the connection closed under the call
+            return cancelled
+
+    coalescer, _ = _coalescer(Cancelling())
+    told: list[BaseException | None] = []
+    future = coalescer.submit("asgik", b"m", 1, "k")
+    coalescer.submit_with("asgik", b"m", 1, "k", told.append)
+    for _ in range(3):
+        await asyncio.sleep(0)
+    assert future.cancelled()
+    assert len(told) == 1 and isinstance(told[0], asyncio.CancelledError)
