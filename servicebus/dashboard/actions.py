@@ -64,6 +64,8 @@ def _ids(values: list[str]) -> list[str] | None:
 
 
 def _rows(entries: list[tuple[str, dict[str, str]]]) -> list[dict[str, Any]]:
+    from servicebus.outbox.transport import original_fields
+
     return [
         {
             "dead_id": dead_id,
@@ -71,7 +73,7 @@ def _rows(entries: list[tuple[str, dict[str, str]]]) -> list[dict[str, Any]]:
             "error": record.get("error", "")[:500],
             "dead_at": record.get("dead_at"),
             "stream_id": record.get("stream_id", ""),
-            "retryable": any(k.startswith("orig.") for k in record),
+            "retryable": bool(original_fields(record)),
         }
         for dead_id, record in entries
     ]

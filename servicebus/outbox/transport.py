@@ -171,9 +171,13 @@ def iter_dead_letters(
 ) -> Iterator[tuple[str, str, dict[str, str]]]:
     """Yield (topic, dead-letter id, record) for the topics' dead letters, oldest first."""
     for topic in topics:
-        entries: Any = client.xrange(deadletter_stream(topic))
-        for entry_id, record in entries or []:
-            yield topic, text(entry_id), {text(k): text(v) for k, v in (record or {}).items()}
+        for dead_id, record in dead_letters(client, topic):
+            yield topic, dead_id, record
+
+
+def _record(fields: Any) -> dict[str, str]:
+    # A dead-letter entry's fields as text, whatever the client's decoding.
+    return {text(k): text(v) for k, v in (fields or {}).items()}
 
 
 def original_fields(record: dict[str, str]) -> dict[str, str]:
@@ -186,10 +190,7 @@ def dead_letters(
 ) -> list[tuple[str, dict[str, str]]]:
     """(dead-letter id, record) of one topic, oldest first; at most ``count`` of them."""
     entries: Any = client.xrange(deadletter_stream(topic), count=count)
-    return [
-        (text(entry_id), {text(k): text(v) for k, v in (record or {}).items()})
-        for entry_id, record in entries or []
-    ]
+    return [(text(entry_id), _record(fields)) for entry_id, fields in entries or []]
 
 
 def retry_dead_letter(client: redis.Redis, topic: str, dead_id: str, maxlen: int) -> bool:
@@ -204,8 +205,7 @@ def retry_dead_letter(client: redis.Redis, topic: str, dead_id: str, maxlen: int
         # WATCHed: a concurrent retry or purge of this stream makes EXEC fail, and we
         # look again, so one dead letter is never re-added twice.
         entries = pipe.xrange(dead, dead_id, dead_id)
-        record = {text(k): text(v) for k, v in (entries[0][1] if entries else {}).items()}
-        fields = original_fields(record)
+        fields = original_fields(_record(entries[0][1] if entries else {}))
         moved[0] = bool(fields)
         if fields:
             pipe.multi()
