@@ -57,9 +57,9 @@ class Signer:
             raw = key.encode() if isinstance(key, str) else bytes(key)
             kid = hmac.new(raw, _KID_LABEL, hashlib.sha256).hexdigest()[:8]
             self._by_kid.setdefault(kid, raw)
-        first = keys[0]
-        self._key = first.encode() if isinstance(first, str) else bytes(first)
+        # The first key signs: its kid is the first one filed.
         self.kid = next(iter(self._by_kid))
+        self._key = self._by_kid[self.kid]
 
     @staticmethod
     def _request_mac(key: bytes, channel: str, m: Mapping[str, Any], body: bytes) -> bytes:
