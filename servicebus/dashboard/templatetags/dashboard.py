@@ -17,6 +17,24 @@ register = template.Library()
 NO_FIGURE = "\N{EN DASH}"
 
 
+def _finite(value: Any) -> float | None:
+    """``value`` as a float, or None when it is not a finite number."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if math.isfinite(number) else None
+
+
+def _ratio(value: Any, total: Any) -> float | None:
+    """``value / total`` clamped to 0..1, or None when either is not a number."""
+    try:
+        ratio = float(value) / float(total)
+    except (TypeError, ValueError, ZeroDivisionError):
+        return None
+    return max(0.0, min(1.0, ratio)) if math.isfinite(ratio) else None
+
+
 def _numbers(values: Any) -> list[float]:
     if not isinstance(values, Iterable) or isinstance(values, str | bytes | dict):
         return []
@@ -25,11 +43,8 @@ def _numbers(values: Any) -> list[float]:
         # History points may be bare numbers or [timestamp, value] pairs.
         if isinstance(value, list | tuple) and value:
             value = value[-1]
-        try:
-            number = float(value)
-        except (TypeError, ValueError):
-            continue
-        if math.isfinite(number):
+        number = _finite(value)
+        if number is not None:
             out.append(number)
     return out
 
@@ -99,25 +114,15 @@ def series(history: Any, name: str) -> list[float]:
 @register.filter
 def percent(value: Any, total: Any) -> int:
     """``value`` as a whole percentage of ``total`` (0-100, 0 when unknown)."""
-    try:
-        ratio = float(value) / float(total)
-    except (TypeError, ValueError, ZeroDivisionError):
-        return 0
-    if not math.isfinite(ratio):
-        return 0
-    return max(0, min(100, round(ratio * 100)))
+    ratio = _ratio(value, total)
+    return 0 if ratio is None else round(ratio * 100)
 
 
 @register.filter
 def share(value: Any, total: Any) -> str:
     """``value`` as a percentage of ``total`` with one decimal, for CSS (0-100)."""
-    try:
-        ratio = float(value) / float(total)
-    except (TypeError, ValueError, ZeroDivisionError):
-        return "0"
-    if not math.isfinite(ratio):
-        return "0"
-    return f"{max(0.0, min(100.0, ratio * 100)):.1f}"
+    ratio = _ratio(value, total)
+    return "0" if ratio is None else f"{ratio * 100:.1f}"
 
 
 @register.filter
@@ -144,11 +149,8 @@ def _short(value: float) -> str:
 @register.filter
 def rate(value: Any) -> str:
     """A per-second figure, short: 0, 0.25, 12.5, 1.2k."""
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return NO_FIGURE
-    if not math.isfinite(number):
+    number = _finite(value)
+    if number is None:
         return NO_FIGURE
     return "0" if number == 0 else _short(number)
 
@@ -156,11 +158,8 @@ def rate(value: Any) -> str:
 @register.filter
 def ms(value: Any) -> str:
     """Milliseconds from a value in milliseconds: 0.42 ms, 12 ms, 1.5 s."""
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return NO_FIGURE
-    if not math.isfinite(number):
+    number = _finite(value)
+    if number is None:
         return NO_FIGURE
     if number >= 1000:
         return f"{number / 1000:.2f} s"

@@ -61,6 +61,37 @@ def test_formats() -> None:
     assert tags.clock("x") == tags.NO_FIGURE
 
 
+NAN, INF = float("nan"), float("inf")
+
+
+@pytest.mark.parametrize(
+    ("value", "total", "percent", "share"),
+    [
+        (1, 3, 33, "33.3"),
+        (500, 100, 100, "100.0"),  # clamped
+        (-5, 10, 0, "0.0"),
+        (1, 0, 0, "0"),  # unknown: no capacity
+        (1, INF, 0, "0.0"),
+        (INF, 1, 0, "0"),
+        (NAN, 1, 0, "0"),
+        ("x", 1, 0, "0"),
+    ],
+)
+def test_shares_of_a_total(value: Any, total: Any, percent: int, share: str) -> None:
+    assert tags.percent(value, total) == percent
+    assert tags.share(value, total) == share
+
+
+@pytest.mark.parametrize("value", [None, "x", NAN, INF, -INF, [1]])
+def test_what_is_not_a_finite_number_shows_no_figure(value: Any) -> None:
+    assert tags.rate(value) == tags.NO_FIGURE
+    assert tags.ms(value) == tags.NO_FIGURE
+
+
+def test_a_sparkline_skips_points_that_are_not_finite_numbers() -> None:
+    assert "last 2 points" in str(tags.sparkline([1, NAN, None, "x", [0, INF], [0, 3]]))
+
+
 def test_lenient_figures_read_missing_fields_as_none() -> None:
     figures = lenient({"a": [{"b": 1}], "codes": {"ok": 1}})
     assert figures["a"][0]["missing"] is None
