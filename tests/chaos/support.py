@@ -1,15 +1,15 @@
-"""Helpers of the chaos suite: worker processes, records, load loops, RSS, the wire format."""
+"""Helpers of the chaos suite: worker processes, RSS, the wire format, counters, seeds.
+
+Loads of ``record`` calls and the record files: tests.support.load.
+"""
 
 from __future__ import annotations
 
-import asyncio
 import os
 import random
 import sys
 import time
-from collections import Counter
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -42,14 +42,6 @@ def start_worker(
         "CHAOS_CAPACITY": str(capacity),
     }
     return ManagedProcess(args, env=env, name=name).start(ready="worker serving", timeout=60)
-
-
-def recorded(record_dir: Path) -> Counter[str]:
-    """How many times each key ran, over every worker's record file."""
-    counts: Counter[str] = Counter()
-    for path in record_dir.glob("*.keys"):
-        counts.update(line for line in path.read_text().splitlines() if line)
-    return counts
 
 
 def rss_mb(proc: ManagedProcess) -> float:
@@ -93,64 +85,6 @@ def key_length(url: str, key: str) -> int:
 def reply_key(reply_channel: str) -> str:
     """The Redis key of a process-local (``!``) channel: prefix + name up to the ``!``."""
     return PREFIX + reply_channel[: reply_channel.index("!") + 1]
-
-
-@dataclass
-class Load:
-    """Outcomes of a load run: per key its outcome, start and duration."""
-
-    outcome: dict[str, str] = field(default_factory=dict)
-    started: dict[str, float] = field(default_factory=dict)
-    took: dict[str, float] = field(default_factory=dict)
-    misrouted: int = 0
-
-    def errors(self) -> Counter[str]:
-        """Failed calls by error class."""
-        return Counter(v for v in self.outcome.values() if v != "ok")
-
-    def ok_keys(self) -> list[str]:
-        """Keys of the calls that were answered."""
-        return [k for k, v in self.outcome.items() if v == "ok"]
-
-
-async def call_record(load: Load, key: str, timeout: float, delay: float = 0.0) -> None:
-    """One ``record`` call; its outcome goes into ``load`` (any exception is kept by name)."""
-    body: Any = {"key": key, "delay": delay} if delay else key
-    start = load.started[key] = time.monotonic()
-    try:
-        reply = await servicebus.acall(CHANNEL, "record", body, timeout=timeout)
-    except Exception as exc:  # the tests assert which kinds are allowed
-        load.outcome[key] = type(exc).__name__
-    else:
-        load.outcome[key] = "ok"
-        if not isinstance(reply, dict) or reply.get("key") != key:
-            load.misrouted += 1
-    load.took[key] = time.monotonic() - start
-
-
-async def run_load(
-    load: Load,
-    *,
-    loops: int,
-    until: asyncio.Event,
-    timeout: float,
-    prefix: str,
-    delay: float = 0.0,
-    max_calls: int = 100_000,
-) -> None:
-    """``loops`` concurrent callers making ``record`` calls until ``until`` is set (bounded)."""
-    counter = iter(range(max_calls))
-
-    async def loop() -> None:
-        for i in counter:
-            if until.is_set():
-                return
-            key = f"{prefix}-{i}"
-            await call_record(load, key, timeout, delay)
-            if load.outcome[key] != "ok":
-                await asyncio.sleep(0.05)  # as a real caller would, not a busy loop
-
-    await asyncio.gather(*(loop() for _ in range(loops)))
 
 
 async def worker_stats() -> dict[str, Any]:

@@ -13,16 +13,14 @@ from tests.chaos.garbage import invalid_requests, request_garbage
 from tests.chaos.support import (
     CHANNEL,
     PREFIX,
-    Load,
-    call_record,
     drop_count,
     key_length,
-    recorded,
     rng,
     start_worker,
     worker_stats,
     zadd_members,
 )
+from tests.support.load import Load, call_keys, recorded
 
 pytestmark = pytest.mark.redis
 
@@ -48,17 +46,9 @@ async def test_request_key_fuzz_every_valid_call_answered_garbage_counted(
                 )
                 await asyncio.sleep(0.02)
 
-        async def valid() -> None:
-            keys = iter(f"valid-{i}" for i in range(VALID))
-
-            async def loop() -> None:
-                for key in keys:
-                    await call_record(load, key, timeout=20)
-
-            await asyncio.gather(*(loop() for _ in range(16)))
-
+        valid = call_keys(load, CHANNEL, (f"valid-{i}" for i in range(VALID)), loops=16, timeout=20)
         try:
-            await asyncio.wait_for(asyncio.gather(garbage(), valid()), 90)
+            await asyncio.wait_for(asyncio.gather(garbage(), valid), 90)
             hung = False
         except TimeoutError:  # reported below with what was answered
             hung = True

@@ -13,14 +13,13 @@ from servicebus.metrics import metrics
 from tests.chaos.garbage import reply_garbage
 from tests.chaos.support import (
     CHANNEL,
-    Load,
-    call_record,
     drop_count,
     reply_key,
     rng,
     start_worker,
     zadd_members,
 )
+from tests.support.load import Load, call_keys, call_record
 
 pytestmark = pytest.mark.redis
 
@@ -44,17 +43,9 @@ async def test_garbage_in_the_reply_key_never_deafens_the_caller(caller, redis_f
                 await asyncio.to_thread(zadd_members, redis_flushed, key, chunk)
                 await asyncio.sleep(0.01)
 
-        async def valid() -> None:
-            keys = iter(f"valid-{i}" for i in range(VALID))
-
-            async def loop() -> None:
-                for k in keys:
-                    await call_record(load, k, timeout=10)
-
-            await asyncio.gather(*(loop() for _ in range(16)))
-
+        valid = call_keys(load, CHANNEL, (f"valid-{i}" for i in range(VALID)), loops=16, timeout=10)
         try:
-            await asyncio.wait_for(asyncio.gather(garbage(), valid()), 60)
+            await asyncio.wait_for(asyncio.gather(garbage(), valid), 60)
             hung = False
         except TimeoutError:  # reported below with what was answered
             hung = True
@@ -62,7 +53,10 @@ async def test_garbage_in_the_reply_key_never_deafens_the_caller(caller, redis_f
         # Never deaf afterwards: every later call of this process is answered.
         after = Load()
         await asyncio.wait_for(
-            asyncio.gather(*(call_record(after, f"after-{i}", timeout=5) for i in range(50))), 30
+            asyncio.gather(
+                *(call_record(after, CHANNEL, f"after-{i}", timeout=5) for i in range(50))
+            ),
+            30,
         )
         layer_stats = dict(getattr(get_channel_layer(), "stats", {}))
     finally:

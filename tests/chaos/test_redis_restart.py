@@ -8,7 +8,8 @@ import time
 
 import pytest
 
-from tests.chaos.support import Load, recorded, run_load, start_worker
+from tests.chaos.support import CHANNEL, start_worker
+from tests.support.load import Load, recorded, run_load
 from tests.support.redis_server import RedisServer
 
 pytestmark = pytest.mark.redis
@@ -28,7 +29,15 @@ async def test_redis_killed_and_restarted_under_load(caller, record_dir):
         stop = asyncio.Event()
         try:
             running = asyncio.create_task(
-                run_load(load, loops=16, until=stop, timeout=TIMEOUT, prefix="k", max_calls=BUDGET)
+                run_load(
+                    load,
+                    [CHANNEL],
+                    loops=16,
+                    until=stop,
+                    timeout=TIMEOUT,
+                    prefix="k",
+                    max_calls=BUDGET,
+                )
             )
             await asyncio.sleep(1.5)
             assert server.proc is not None

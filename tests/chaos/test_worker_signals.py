@@ -8,7 +8,8 @@ import time
 
 import pytest
 
-from tests.chaos.support import Load, recorded, run_load, start_worker
+from tests.chaos.support import CHANNEL, start_worker
+from tests.support.load import Load, recorded, run_load
 
 pytestmark = pytest.mark.redis
 
@@ -25,7 +26,16 @@ async def test_worker_signal_under_load(caller, redis_flushed, record_dir, sig):
     try:
         # 50 ms per call: requests are in the middle of their handler when the signal lands.
         running = asyncio.create_task(
-            run_load(load, loops=LOOPS, until=stop, timeout=TIMEOUT, prefix="k", delay=0.05)
+            run_load(
+                load,
+                [CHANNEL],
+                loops=LOOPS,
+                until=stop,
+                timeout=TIMEOUT,
+                prefix="k",
+                max_calls=100_000,
+                delay=0.05,
+            )
         )
         await asyncio.sleep(1.5)
         victim.signal(sig)

@@ -11,19 +11,11 @@ from channels.routing import ChannelNameRouter, ProtocolTypeRouter
 
 from servicebus import Request, Service
 from servicebus.metrics import metrics
+from tests.support.load import KeyRecord
 
 chaos = Service("chaos")
 NAME = os.environ.get("CHAOS_WORKER_NAME", "chaos")
-_record_fd: int | None = None
-
-
-def _record(key: str) -> None:
-    # One O_APPEND write per key: survives SIGKILL and a Redis restart, never interleaves.
-    global _record_fd
-    if _record_fd is None:
-        path = os.path.join(os.environ["CHAOS_RECORD_DIR"], f"{NAME}.keys")
-        _record_fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-    os.write(_record_fd, f"{key}\n".encode())
+_record = KeyRecord("CHAOS_RECORD_DIR", NAME)
 
 
 @chaos.method()

@@ -13,15 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.cluster.support import (
-    ALLOWED,
-    Load,
-    load_until_recovered,
-    recorded,
-    run_load,
-    start_worker,
-    use_layer,
-)
+from tests.integration.cluster.support import ALLOWED, start_worker, use_layer
+from tests.support.load import Load, load_until_recovered, recorded, run_load
 from tests.support.redis_cluster import RedisCluster
 
 pytestmark = pytest.mark.redis
@@ -67,7 +60,15 @@ async def _fail_over_under_load(
     stop = asyncio.Event()
     try:
         running = asyncio.create_task(
-            run_load(load, CHANNELS, loops=16, until=stop, timeout=TIMEOUT, prefix=how)
+            run_load(
+                load,
+                CHANNELS,
+                loops=16,
+                until=stop,
+                timeout=TIMEOUT,
+                prefix=how,
+                max_calls=200_000,
+            )
         )
         await asyncio.sleep(1.5)
         before = len(load.ok_keys())

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.cluster.support import Load, call_record, recorded, start_worker, use_layer
+from tests.integration.cluster.support import start_worker, use_layer
+from tests.support.load import Load, call_record, recorded
 from tests.support.redis_cluster import RedisCluster
 
 pytestmark = pytest.mark.redis

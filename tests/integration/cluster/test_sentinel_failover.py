@@ -16,15 +16,8 @@ from typing import Any
 import pytest
 import redis
 
-from tests.integration.cluster.support import (
-    ALLOWED,
-    Load,
-    load_until_recovered,
-    recorded,
-    run_load,
-    start_worker,
-    use_layer,
-)
+from tests.integration.cluster.support import ALLOWED, start_worker, use_layer
+from tests.support.load import Load, load_until_recovered, recorded, run_load
 from tests.support.redis_sentinel import RedisSentinels
 
 pytestmark = pytest.mark.redis
@@ -75,7 +68,15 @@ async def _under_load(settings: Any, sentinels: RedisSentinels, record_dir: Path
     stop = asyncio.Event()
     try:
         running = asyncio.create_task(
-            run_load(load, CHANNELS, loops=16, until=stop, timeout=TIMEOUT, prefix=how)
+            run_load(
+                load,
+                CHANNELS,
+                loops=16,
+                until=stop,
+                timeout=TIMEOUT,
+                prefix=how,
+                max_calls=200_000,
+            )
         )
         await asyncio.sleep(1.5)
         before = len(load.ok_keys())

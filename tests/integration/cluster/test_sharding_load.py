@@ -18,7 +18,8 @@ import pytest
 import redis
 
 from servicebus.layers import RedisChannelLayer
-from tests.integration.cluster.support import recorded, start_worker
+from tests.integration.cluster.support import start_worker
+from tests.support.load import recorded
 from tests.support.redis_server import RedisServer
 
 pytestmark = pytest.mark.redis

@@ -8,19 +8,11 @@ from typing import Any
 from channels.routing import ChannelNameRouter, ProtocolTypeRouter
 
 from servicebus import Request, Service
+from tests.support.load import KeyRecord
 
 NAME = os.environ.get("SCALE_WORKER_NAME", "scale")
 CHANNELS = os.environ.get("SCALE_CHANNELS", "scale.request").split(",")
-_record_fd: int | None = None
-
-
-def _record(key: str) -> None:
-    # One O_APPEND write per key: survives SIGKILL and a Redis failover, never interleaves.
-    global _record_fd
-    if _record_fd is None:
-        path = os.path.join(os.environ["SCALE_RECORD_DIR"], f"{NAME}.keys")
-        _record_fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-    os.write(_record_fd, f"{key}\n".encode())
+_record = KeyRecord("SCALE_RECORD_DIR", NAME)
 
 
 def _service(channel: str) -> Service:
