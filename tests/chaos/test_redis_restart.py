@@ -9,7 +9,7 @@ import time
 import pytest
 
 from tests.chaos.support import CHANNEL, start_worker
-from tests.support.load import Load, recorded, run_load
+from tests.support.load import Load, load_until_recovered, recorded, run_load
 from tests.support.redis_server import RedisServer
 
 pytestmark = pytest.mark.redis
@@ -48,20 +48,9 @@ async def test_redis_killed_and_restarted_under_load(caller, record_dir):
             server.start()  # same port, empty (no persistence)
             restarted_at = time.monotonic()
             # Load goes on until calls succeed again, then 2 s more (bounded).
-            recovered_at = None
-            while time.monotonic() - restarted_at < RECOVERY_BOUND + 5:
-                await asyncio.sleep(0.1)
-                late_ok = [
-                    k
-                    for k, v in load.outcome.items()
-                    if v == "ok" and load.started[k] > restarted_at
-                ]
-                if late_ok and recovered_at is None:
-                    recovered_at = min(load.started[k] + load.took[k] for k in late_ok)
-                if recovered_at is not None and time.monotonic() - recovered_at > 2.0:
-                    break
-            stop.set()
-            await asyncio.wait_for(running, TIMEOUT + 10)
+            recovered_at = await load_until_recovered(
+                load, running, stop, restarted_at, bound=RECOVERY_BOUND, stop_within=TIMEOUT + 10
+            )
             alive = worker.alive()
         finally:
             stop.set()
@@ -70,7 +59,7 @@ async def test_redis_killed_and_restarted_under_load(caller, record_dir):
     kinds = load.errors()
     slowest = max(load.took.values())
     during = [k for k in load.outcome if killed_at <= load.started[k] < restarted_at]
-    tail = sorted(load.outcome, key=lambda k: load.started[k])[-100:]
+    tail = load.last(100)
     recovery = None if recovered_at is None else recovered_at - restarted_at
     print(
         f"\nCHAOS redis restart: {len(load.outcome)} calls, Redis dead {DOWN:.0f}s; errors "
