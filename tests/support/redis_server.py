@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import socket
 import subprocess
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
+
+import pytest
 
 
 def free_port() -> int:
@@ -84,6 +88,44 @@ class RedisServer:
     def __exit__(self, *exc: object) -> None:
         self.stop()
         shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def self_signed_cert(directory: Path) -> tuple[Path, Path]:
+    """A certificate for 127.0.0.1 that is its own CA, and its key (openssl)."""
+    cert, key = directory / "cert.pem", directory / "key.pem"
+    subprocess.run(
+        [
+            "openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+            "-keyout", str(key), "-out", str(cert),
+            "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+        ],
+        check=True,
+        capture_output=True,
+    )  # fmt: skip
+    return cert, key
+
+
+@contextlib.contextmanager
+def tls_redis_server(directory: Path) -> Iterator[tuple[RedisServer, Path]]:
+    """A TLS-only redis-server with a self-signed certificate: (server, certificate).
+
+    Skips the test when there is no openssl or this redis-server build has no TLS.
+    """
+    if shutil.which("openssl") is None:
+        pytest.skip("TLS test skipped: no openssl binary to make a self-signed certificate")
+    cert, key = self_signed_cert(directory)
+    port = free_port()
+    args = ["--tls-port", str(port), "--port", "0", "--tls-cert-file", str(cert)]
+    args += ["--tls-key-file", str(key), "--tls-ca-cert-file", str(cert)]
+    args += ["--tls-auth-clients", "no"]
+    server = RedisServer(port=port, extra_args=args)
+    try:
+        server.start()
+    except TimeoutError:
+        server.stop()
+        pytest.skip("TLS test skipped: this redis-server build does not support --tls-port")
+    with server:
+        yield server, cert
 
 
 def external_redis_url() -> str | None:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
-import subprocess
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -12,7 +10,7 @@ import pytest
 import redis
 
 from servicebus.layers import RedisChannelLayer
-from tests.support.redis_server import RedisServer, free_port
+from tests.support.redis_server import RedisServer, tls_redis_server
 
 pytestmark = pytest.mark.redis
 
@@ -59,36 +57,8 @@ def acl_redis() -> Iterator[RedisServer]:
         yield server
 
 
-def _self_signed_cert(directory: Path) -> tuple[Path, Path]:
-    cert, key = directory / "cert.pem", directory / "key.pem"
-    subprocess.run(
-        [
-            "openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
-            "-keyout", str(key), "-out", str(cert),
-            "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
-        ],
-        check=True,
-        capture_output=True,
-    )  # fmt: skip
-    return cert, key
-
-
 @pytest.fixture
 def tls_redis(tmp_path: Path) -> Iterator[tuple[RedisServer, Path]]:
-    if shutil.which("openssl") is None:
-        pytest.skip("TLS test skipped: no openssl binary to make a self-signed certificate")
-    cert, key = _self_signed_cert(tmp_path)
-    port = free_port()
-    args = ["--tls-port", str(port), "--port", "0", "--tls-cert-file", str(cert)]
-    args += ["--tls-key-file", str(key), "--tls-ca-cert-file", str(cert)]
-    args += ["--tls-auth-clients", "no"]
-    server = RedisServer(port=port, extra_args=args)
-    try:
-        server.start()
-    except TimeoutError:
-        server.stop()
-        pytest.skip("TLS test skipped: this redis-server build does not support --tls-port")
-    try:
-        yield server, cert
-    finally:
-        server.stop()
+    """A TLS-only redis-server and its self-signed certificate (the client's CA file)."""
+    with tls_redis_server(tmp_path) as made:
+        yield made

@@ -7,9 +7,7 @@ before "serving"; a Redis that is down at start is waited for (jittered retries)
 from __future__ import annotations
 
 import asyncio
-import shutil
 import socket
-import subprocess
 import sys
 import threading
 from collections.abc import Iterator
@@ -20,7 +18,7 @@ import pytest
 import servicebus
 from tests.integration.rpc.conftest import layer_settings
 from tests.support.processes import ROOT, ManagedProcess
-from tests.support.redis_server import RedisServer, free_port
+from tests.support.redis_server import RedisServer, free_port, tls_redis_server
 
 pytestmark = pytest.mark.redis
 
@@ -141,31 +139,8 @@ def test_redis_older_than_7_exits_with_one_line() -> None:
 @pytest.fixture
 def untrusted_tls_redis(tmp_path: Path) -> Iterator[RedisServer]:
     """A TLS-only redis-server with a self-signed certificate the client does not trust."""
-    if shutil.which("openssl") is None:
-        pytest.skip("no openssl binary to make a self-signed certificate")
-    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
-    subprocess.run(
-        [
-            "openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
-            "-keyout", str(key), "-out", str(cert), "-subj", "/CN=127.0.0.1",
-        ],
-        check=True,
-        capture_output=True,
-    )  # fmt: skip
-    port = free_port()
-    args = ["--tls-port", str(port), "--port", "0", "--tls-cert-file", str(cert)]
-    args += ["--tls-key-file", str(key), "--tls-ca-cert-file", str(cert)]
-    args += ["--tls-auth-clients", "no"]
-    server = RedisServer(port=port, extra_args=args)
-    try:
-        server.start()
-    except TimeoutError:
-        server.stop()
-        pytest.skip("this redis-server build does not support --tls-port")
-    try:
+    with tls_redis_server(tmp_path) as (server, _):
         yield server
-    finally:
-        server.stop()
 
 
 def test_untrusted_tls_certificate_exits_with_one_line(untrusted_tls_redis) -> None:
