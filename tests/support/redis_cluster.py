@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import random
 import shutil
-import signal
 import socket
 import subprocess
 import time
@@ -154,11 +153,7 @@ class RedisCluster:
 
     def kill(self, port: int) -> None:
         """SIGKILL one node (it loses whatever it had not replicated)."""
-        server = self.node(port)
-        assert server.proc is not None
-        server.proc.send_signal(signal.SIGKILL)
-        server.proc.wait(10)
-        server.proc = None
+        self.node(port).kill()
 
     def wait_healthy(self, timeout: float = 30.0) -> None:
         """Until every live node says cluster_state:ok, every slot has an online master,

@@ -7,7 +7,6 @@ down-after-milliseconds, so a killed master is failed over in a few seconds.
 from __future__ import annotations
 
 import shutil
-import signal
 import subprocess
 import tempfile
 import time
@@ -106,11 +105,7 @@ class RedisSentinels:
 
     def kill(self, port: int) -> None:
         """SIGKILL the Redis on ``port``."""
-        server = self.server(port)
-        assert server.proc is not None
-        server.proc.send_signal(signal.SIGKILL)
-        server.proc.wait(10)
-        server.proc = None
+        self.server(port).kill()
 
     def wait_promoted(self, old: int, timeout: float = 30.0) -> int:
         """Until the sentinels name a master other than ``old`` and it says it is one."""
