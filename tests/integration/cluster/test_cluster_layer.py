@@ -3,12 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import json
-import os
-import subprocess
-import sys
 import time
-from pathlib import Path
 
 import pytest
 from channels.exceptions import ChannelFull
@@ -16,12 +11,10 @@ from channels.exceptions import ChannelFull
 from servicebus.layers import RedisChannelLayer, RedisConfigError
 from servicebus.layers.cluster import key_slot
 from tests.integration.cluster.conftest import LayerFactory
+from tests.support.consumers import check_each_delivered_once, share_among_consumers
 from tests.support.redis_cluster import RedisCluster
 
 pytestmark = pytest.mark.redis
-
-ROOT = Path(__file__).resolve().parents[3]
-CONSUMER = Path(__file__).with_name("consumer.py")
 
 
 def _keys_per_master(cluster: RedisCluster) -> dict[int, int]:
@@ -184,38 +177,10 @@ async def test_consumer_processes_never_share_a_message(
 ) -> None:
     channels = ["work0.queue", "work1.queue"]
     assert len({cluster_flushed.master_of("asgi" + c) for c in channels}) == 2
-    config = json.dumps({"hosts": cluster_flushed.urls[:2], "cluster": True, "capacity": 10_000})
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    procs = [
-        subprocess.Popen(
-            [sys.executable, str(CONSUMER), config, ",".join(channels), "1.5"],
-            stdout=subprocess.PIPE,
-            env=env,
-            text=True,
-        )
-        for _ in range(3)
-    ]
-    try:
-        for proc in procs:
-            assert proc.stdout is not None
-            assert proc.stdout.readline().strip() == "ready"
-        layer = cluster_layer(capacity=10_000)
-        total = 3000
-        for start in range(0, total, 100):
-            await asyncio.gather(
-                *(layer.send(channels[i % 2], {"id": i}) for i in range(start, start + 100))
-            )
-        outputs = [proc.communicate(timeout=90)[0] for proc in procs]
-    finally:
-        for proc in procs:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
-    per_process = [out.split() for out in outputs]
-    received = [i for ids in per_process for i in ids]
-    assert len(received) == len(set(received)), "a message was delivered twice"
-    assert sorted(map(int, received)) == list(range(total)), "a message was lost"
-    assert sum(1 for ids in per_process if ids) >= 2  # the load really was shared
+    config = {"hosts": cluster_flushed.urls[:2], "cluster": True, "capacity": 10_000}
+    layer = cluster_layer(capacity=10_000)
+    per_process = await share_among_consumers(layer, config, channels, total=3000)
+    check_each_delivered_once(per_process, 3000)
 
 
 async def test_a_cluster_is_not_mistaken_for_one_redis_or_the_other_way(

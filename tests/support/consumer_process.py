@@ -1,7 +1,8 @@
-"""A consumer process for the at-most-once test on a cluster: prints every id it got.
+"""A consumer process for the at-most-once tests: prints every id it got (tests.support.consumers).
 
-Usage: python consumer.py CONFIG_JSON CHANNEL[,CHANNEL...] IDLE_SECONDS
-Takes from the channels in turn; stops after IDLE_SECONDS without a message on any
+Usage: python consumer_process.py CONFIG_JSON CHANNEL[,CHANNEL...] IDLE_SECONDS
+CONFIG_JSON: the layer's CONFIG (block_timeout 0.1 unless it says). Takes from the
+channels in turn; stops after IDLE_SECONDS without a message on any, once it got one
 (bounded: at most 60 s in all).
 """
 
@@ -16,7 +17,7 @@ from servicebus.layers import RedisChannelLayer
 
 
 async def main(config: str, channels: list[str], idle: float) -> None:
-    layer = RedisChannelLayer(**json.loads(config), block_timeout=0.1)
+    layer = RedisChannelLayer(**{"block_timeout": 0.1, **json.loads(config)})
     ids: list[str] = []
     started = time.monotonic()
     quiet_since = time.monotonic()
