@@ -6,17 +6,14 @@ session; nothing here touches the machine's own Redis.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Iterator
-from typing import Any
+from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
-from servicebus.layers import RedisChannelLayer
+from tests.support.layers import LayerFactory, layer_factory
 from tests.support.redis_cluster import RedisCluster
 
 pytestmark = pytest.mark.redis
-
-LayerFactory = Callable[..., RedisChannelLayer]
 
 
 @pytest.fixture(scope="session")
@@ -38,15 +35,6 @@ def cluster_flushed(redis_cluster: RedisCluster) -> RedisCluster:
 @pytest.fixture
 async def cluster_layer(cluster_flushed: RedisCluster) -> AsyncIterator[LayerFactory]:
     """Build layers on the (flushed) session cluster; each is closed after the test."""
-    made: list[RedisChannelLayer] = []
-
-    def make(**kwargs: Any) -> RedisChannelLayer:
-        kwargs.setdefault("hosts", cluster_flushed.urls[:2])  # two seeds are plenty
-        kwargs.setdefault("cluster", True)
-        layer = RedisChannelLayer(**kwargs)
-        made.append(layer)
-        return layer
-
-    yield make
-    for layer in made:
-        await layer.close()
+    # Two seeds are plenty.
+    async with layer_factory(hosts=cluster_flushed.urls[:2], cluster=True) as make:
+        yield make

@@ -10,8 +10,8 @@ from channels.exceptions import ChannelFull
 
 from servicebus.layers import RedisChannelLayer, RedisConfigError
 from servicebus.layers.cluster import key_slot
-from tests.integration.cluster.conftest import LayerFactory
 from tests.support.consumers import check_each_delivered_once, share_among_consumers
+from tests.support.layers import LayerFactory
 from tests.support.redis_cluster import RedisCluster
 
 pytestmark = pytest.mark.redis

@@ -2,35 +2,24 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 import redis
 
 from servicebus.layers import RedisChannelLayer
+from tests.support.layers import LayerFactory, layer_factory
 from tests.support.redis_server import RedisServer, tls_redis_server
 
 pytestmark = pytest.mark.redis
-
-LayerFactory = Callable[..., RedisChannelLayer]
 
 
 @pytest.fixture
 async def make_layer(redis_flushed: str) -> AsyncIterator[LayerFactory]:
     """Build layers on the (flushed) session Redis; each is closed after the test."""
-    made: list[RedisChannelLayer] = []
-
-    def make(**kwargs: Any) -> RedisChannelLayer:
-        kwargs.setdefault("hosts", [redis_flushed])
-        layer = RedisChannelLayer(**kwargs)
-        made.append(layer)
-        return layer
-
-    yield make
-    for layer in made:
-        await layer.close()
+    async with layer_factory(hosts=[redis_flushed]) as make:
+        yield make
 
 
 @pytest.fixture
