@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import os
 import random
-import sys
 import time
 from collections.abc import Iterable
 from pathlib import Path
@@ -17,7 +16,7 @@ import msgpack
 import redis
 
 import servicebus
-from tests.support.processes import ManagedProcess
+from tests.support.processes import ManagedProcess, runworker
 
 CHANNEL = "chaos.request"
 PREFIX = "asgi"  # channels_redis's default key prefix
@@ -33,15 +32,15 @@ def start_worker(
     concurrency: int = 64,
 ) -> ManagedProcess:
     """Start ``runworker chaos.request`` and wait until it serves."""
-    args = [sys.executable, "-m", "django", "runworker", CHANNEL, "--settings", SETTINGS]
-    args += ["--concurrency", str(concurrency)]
     env = {
         "CHAOS_REDIS_URL": redis_url,
         "CHAOS_RECORD_DIR": str(record_dir),
         "CHAOS_WORKER_NAME": name,
         "CHAOS_CAPACITY": str(capacity),
     }
-    return ManagedProcess(args, env=env, name=name).start(ready="worker serving", timeout=60)
+    return runworker(
+        [CHANNEL], concurrency=concurrency, settings=SETTINGS, extra_env=env, name=name, timeout=60
+    )
 
 
 def rss_mb(proc: ManagedProcess) -> float:

@@ -120,16 +120,23 @@ class ManagedProcess:
 def runworker(
     channels: Sequence[str],
     *,
-    redis_url: str,
+    redis_url: str | None = None,
     concurrency: int | None = None,
     layer: str = "servicebus",
     settings: str = "tests.project.settings",
     extra_env: dict[str, str] | None = None,
     name: str = "runworker",
+    timeout: float = 30.0,
 ) -> ManagedProcess:
-    """Start ``manage.py runworker`` for the test project and wait until it serves."""
+    """Start ``manage.py runworker`` and wait (``timeout`` s) until it serves.
+
+    The test project's by default (``redis_url`` and ``layer`` are its SB_REDIS_URL and
+    SB_LAYER); another project's with ``settings``, configured through ``extra_env``.
+    """
     args = [sys.executable, "-m", "django", "runworker", *channels, "--settings", settings]
     if concurrency is not None:
         args += ["--concurrency", str(concurrency)]
-    env = {"SB_REDIS_URL": redis_url, "SB_LAYER": layer, **(extra_env or {})}
-    return ManagedProcess(args, env=env, name=name).start(ready="worker serving")
+    env = {"SB_LAYER": layer, **(extra_env or {})}
+    if redis_url is not None:
+        env.setdefault("SB_REDIS_URL", redis_url)
+    return ManagedProcess(args, env=env, name=name).start(ready="worker serving", timeout=timeout)

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import sys
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
@@ -18,7 +17,7 @@ from typing import Any
 from channels.layers import channel_layers
 
 from tests.support.load import Load, load_until_recovered, recorded, run_load
-from tests.support.processes import ManagedProcess
+from tests.support.processes import ManagedProcess, runworker
 
 SETTINGS = "tests.integration.cluster.project.settings"
 
@@ -38,15 +37,15 @@ def start_worker(
     concurrency: int = 64,
 ) -> ManagedProcess:
     """``runworker`` for ``channels`` on the layer CONFIG ``config``; waits until it serves."""
-    args = [sys.executable, "-m", "django", "runworker", *channels, "--settings", SETTINGS]
-    args += ["--concurrency", str(concurrency)]
     env = {
         "SCALE_LAYER_CONFIG": json.dumps(config),
         "SCALE_RECORD_DIR": str(record_dir),
         "SCALE_WORKER_NAME": name,
         "SCALE_CHANNELS": ",".join(channels),
     }
-    return ManagedProcess(args, env=env, name=name).start(ready="worker serving", timeout=60)
+    return runworker(
+        channels, concurrency=concurrency, settings=SETTINGS, extra_env=env, name=name, timeout=60
+    )
 
 
 def use_layer(settings: Any, config: dict[str, Any]) -> None:
