@@ -47,7 +47,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from tests.e2e.stack import CARD_OK, SERVICES, SERVICES_DIR, Stack, start_stack  # noqa: E402
-from tests.support.processes import ManagedProcess  # noqa: E402
+from tests.support.processes import ManagedProcess, daphne  # noqa: E402
 from tests.support.redis_server import RedisServer, free_port  # noqa: E402
 
 SKU = "BENCH-01"
@@ -261,18 +261,7 @@ def monolith(data_dir: Path) -> Iterator[tuple]:
         )
     port = free_port()
     web = ManagedProcess(
-        [
-            sys.executable,
-            "-m",
-            "daphne",
-            "-v",
-            "0",
-            "-b",
-            "127.0.0.1",
-            "-p",
-            str(port),
-            "monolith_project.asgi:application",
-        ],
+        daphne(port, "monolith_project"),
         env=env,
         cwd=cwd,
         name="monolith",

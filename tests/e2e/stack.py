@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from tests.support.processes import ROOT, ManagedProcess
+from tests.support.processes import ROOT, ManagedProcess, daphne
 from tests.support.redis_server import free_port
 
 SERVICES = ("inventory", "pricing", "orders")
@@ -142,19 +142,7 @@ class Stack:
         if self.web is not None:
             self.web.stop(timeout=10)
         self.web = ManagedProcess(
-            [
-                sys.executable,
-                "-m",
-                "daphne",
-                # No access log: the edge logs every request with its correlation ID.
-                "-v",
-                "0",
-                "-b",
-                "127.0.0.1",
-                "-p",
-                str(self.port),
-                "orders_project.asgi:application",
-            ],
+            daphne(self.port, "orders_project"),
             env={**self.service_envs["orders"], **env},
             cwd=SERVICES_DIR / "orders",
             name="daphne",

@@ -140,3 +140,15 @@ def runworker(
     if redis_url is not None:
         env.setdefault("SB_REDIS_URL", redis_url)
     return ManagedProcess(args, env=env, name=name).start(ready="worker serving", timeout=timeout)
+
+
+def daphne(port: int, project: str) -> list[str]:
+    """The command of a daphne serving ``<project>.asgi:application`` on 127.0.0.1:``port``."""
+    return [
+        sys.executable, "-m", "daphne",
+        # No access log: the edge logs every request with its correlation ID.
+        "-v", "0",
+        "-b", "127.0.0.1",
+        "-p", str(port),
+        f"{project}.asgi:application",
+    ]  # fmt: skip
