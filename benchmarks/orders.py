@@ -31,7 +31,6 @@ import json
 import os
 import platform
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -47,13 +46,14 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from tests.e2e.stack import CARD_OK, SERVICES, SERVICES_DIR, Stack, start_stack  # noqa: E402
+from tests.support import postgres  # noqa: E402
 from tests.support.processes import ManagedProcess, daphne  # noqa: E402
 from tests.support.redis_server import RedisServer, free_port  # noqa: E402
 
 SKU = "BENCH-01"
 ORDER = json.dumps({"items": [{"sku": SKU, "qty": 1}], "card_number": CARD_OK}).encode()
 PRODUCT = [SKU, "--name", "Benchmark item", "--price", "500", "--stock", "100000000"]
-PG = "postgres://postgres@127.0.0.1:5432"
+PG = postgres.URL
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 SETUPS = ("redis-sqlite", "redis-postgres", "monolith")
 MARKERS = ("<!-- orders -->", "<!-- /orders -->")
@@ -274,14 +274,6 @@ def monolith(data_dir: Path) -> Iterator[tuple]:
         web.stop()
 
 
-def postgres_answers() -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", 5432), timeout=0.5):
-            return True
-    except OSError:
-        return False
-
-
 def run_setup(setup: str, args: argparse.Namespace) -> list[Cell]:
     print(f"{setup}:", flush=True)
     data_dir = Path(tempfile.mkdtemp(prefix=f"sb-bench-{setup}-"))
@@ -420,7 +412,7 @@ def main(argv: list[str] | None = None) -> None:
     started = datetime.datetime.now(datetime.UTC)
     cells: list[Cell] = []
     for setup in args.setups:
-        if setup == "redis-postgres" and not postgres_answers():
+        if setup == "redis-postgres" and not postgres.postgres_answers():
             print("redis-postgres: skipped, no PostgreSQL answers on 127.0.0.1:5432")
             continue
         cells += run_setup(setup, args)

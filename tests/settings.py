@@ -2,6 +2,8 @@
 
 import os
 
+from tests.support import postgres
+
 SECRET_KEY = "tests-only"
 DEBUG = False
 USE_TZ = True
@@ -18,22 +20,11 @@ DEFAULT_AUTO_FIELD = "django.db.models.AutoField"
 # alias "pg" when one answers on 127.0.0.1:5432 (tests that need it skip otherwise).
 INSTALLED_APPS += ["servicebus.outbox", "tests.integration.outbox.testapp"]
 
-
-def _postgres_answers(port: int = 5432) -> bool:
-    import socket
-
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-            return True
-    except OSError:
-        return False
-
-
-if _postgres_answers():
+if postgres.postgres_answers():
     DATABASES["pg"] = {
         "ENGINE": "django.db.backends.postgresql",
-        "HOST": "127.0.0.1",
-        "PORT": "5432",
+        "HOST": postgres.HOST,
+        "PORT": str(postgres.PORT),
         "NAME": "test",
         "USER": "postgres",
         # One test database per run: test runs of several checkouts may share this server.

@@ -3,7 +3,6 @@ declined card's compensation. Skipped when no PostgreSQL answers on 127.0.0.1:54
 
 from __future__ import annotations
 
-import socket
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -11,24 +10,17 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from tests.e2e.stack import CARD_DECLINED, SERVICES, Stack, start_stack
+from tests.support import postgres
 
 pytestmark = [pytest.mark.e2e, pytest.mark.postgres]
 
-PG = "postgres://postgres@127.0.0.1:5432"
-
-
-def postgres_answers() -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", 5432), timeout=0.5):
-            return True
-    except OSError:
-        return False
+PG = postgres.URL
 
 
 @pytest.fixture(scope="module")
 def stack(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     """The services, each on its own fresh PostgreSQL database."""
-    if not postgres_answers():
+    if not postgres.postgres_answers():
         pytest.skip("PostgreSQL at 127.0.0.1:5432 is not answering")
     import psycopg
 
