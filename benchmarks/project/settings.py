@@ -2,11 +2,8 @@
 
 import os
 
-SECRET_KEY = "bench-only"
-DEBUG = False
-USE_TZ = True
-INSTALLED_APPS = ["servicebus", "channels"]
-DATABASES: dict[str, dict[str, str]] = {}
+from tests.support.worker_settings import *  # noqa: F403
+
 ASGI_APPLICATION = "benchmarks.project.asgi.application"
 CHANNEL_LAYERS = {
     "default": {
@@ -28,10 +25,3 @@ SERVICEBUS = {
 }
 if "BENCH_WORKER_BATCH" in os.environ:  # else the library's default (conf.py)
     SERVICEBUS["WORKER_BATCH"] = int(os.environ["BENCH_WORKER_BATCH"])
-LOGGING = {
-    "version": 1,
-    "handlers": {"stderr": {"class": "logging.StreamHandler"}},
-    "root": {"handlers": ["stderr"], "level": "WARNING"},
-    # The benchmark waits for the worker's "worker serving" line.
-    "loggers": {"servicebus.worker": {"level": "INFO"}},
-}

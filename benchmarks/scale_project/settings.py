@@ -8,11 +8,8 @@ SCALE_BENCH_TELEMETRY: "0" turns the default telemetry hooks off.
 import json
 import os
 
-SECRET_KEY = "bench-only"
-DEBUG = False
-USE_TZ = True
-INSTALLED_APPS = ["servicebus", "channels"]
-DATABASES: dict[str, dict[str, str]] = {}
+from tests.support.worker_settings import *  # noqa: F403
+
 ASGI_APPLICATION = "benchmarks.scale_project.asgi.application"
 CHANNEL_LAYERS = {
     "default": {
@@ -26,11 +23,4 @@ SERVICEBUS = {
     "WORKER_BATCH": 16,
     # SCALE_BENCH_TELEMETRY=0: without the default telemetry hooks (metrics, call records).
     "TELEMETRY": os.environ.get("SCALE_BENCH_TELEMETRY", "1") == "1",
-}
-LOGGING = {
-    "version": 1,
-    "handlers": {"stderr": {"class": "logging.StreamHandler"}},
-    "root": {"handlers": ["stderr"], "level": "WARNING"},
-    # The benchmark waits for the worker's "worker serving" line.
-    "loggers": {"servicebus.worker": {"level": "INFO"}},
 }

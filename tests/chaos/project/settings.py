@@ -6,12 +6,9 @@ CHAOS_RECORD_DIR: where ``record`` appends the keys it ran; CHAOS_WORKER_NAME: i
 
 import os
 
-SECRET_KEY = "chaos-tests-only"
-DEBUG = False
-USE_TZ = True
-# servicebus before channels: its runworker replaces channels' one.
-INSTALLED_APPS = ["servicebus", "channels"]
-DATABASES: dict[str, dict[str, str]] = {}
+from tests.support.worker_settings import *  # noqa: F403
+from tests.support.worker_settings import LOGGING
+
 ASGI_APPLICATION = "tests.chaos.project.asgi.application"
 CHANNEL_LAYERS = {
     "default": {
@@ -28,14 +25,10 @@ SERVICEBUS = {
     "DRAIN_TIMEOUT": 10.0,
 }
 LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
+    **LOGGING,
     # Thousands of malformed messages must not become thousands of tracebacks on a pipe.
     "filters": {"first": {"()": "tests.chaos.project.logfilter.FirstFew"}},
     "handlers": {
         "stderr": {"class": "logging.StreamHandler", "filters": ["first"]},
     },
-    "root": {"handlers": ["stderr"], "level": "WARNING"},
-    # The tests wait for "worker serving" and read "draining" lines.
-    "loggers": {"servicebus.worker": {"level": "INFO"}},
 }

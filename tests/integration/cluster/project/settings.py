@@ -8,12 +8,8 @@ ran; SCALE_WORKER_NAME: this worker's name in its replies.
 import json
 import os
 
-SECRET_KEY = "scale-tests-only"
-DEBUG = False
-USE_TZ = True
-# servicebus before channels: its runworker replaces channels' one.
-INSTALLED_APPS = ["servicebus", "channels"]
-DATABASES: dict[str, dict[str, str]] = {}
+from tests.support.worker_settings import *  # noqa: F403
+
 ASGI_APPLICATION = "tests.integration.cluster.project.asgi.application"
 CHANNEL_LAYERS = {
     "default": {
@@ -22,11 +18,3 @@ CHANNEL_LAYERS = {
     }
 }
 SERVICEBUS = {"SERVICE_NAME": os.environ.get("SCALE_WORKER_NAME", "scale"), "RECEIVE_POLL": 0.2}
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "handlers": {"stderr": {"class": "logging.StreamHandler"}},
-    # Warnings only: a failover makes every retry log a line.
-    "root": {"handlers": ["stderr"], "level": "WARNING"},
-    "loggers": {"servicebus.worker": {"level": "INFO"}},
-}
