@@ -52,14 +52,21 @@ async def _under_load(settings: Any, sentinels: RedisSentinels, record_dir: Path
             sentinels.kill(old)
             await asyncio.to_thread(sentinels.wait_promoted, old)
         else:
-            # A live master demoted: SENTINEL FAILOVER promotes the replica; the old
-            # master is made its replica at once (Sentinel itself would take ~8 s more),
-            # so connections to it see READONLY and UNBLOCKED.
+            # A planned switchover of a live master, as docs/scaling.md tells operators
+            # to do it: writes on the old master paused first (CLIENT PAUSE WRITE), so
+            # nothing is popped there that the promoted replica still holds (without the
+            # pause both are masters for a while and such a request can run twice);
+            # SENTINEL FAILOVER promotes the replica; the old master is made its replica
+            # at once (Sentinel itself would take ~8 s more) and unpaused, so connections
+            # to it see READONLY and UNBLOCKED.
+            with redis.Redis(port=old, socket_timeout=5) as r:
+                r.execute_command("CLIENT", "PAUSE", 30_000, "WRITE")
             with redis.Redis(port=sentinels.ports[0], socket_timeout=5) as s:
                 s.execute_command("SENTINEL", "FAILOVER", "mymaster")
             new = await asyncio.to_thread(sentinels.wait_promoted, old)
             with redis.Redis(port=old, socket_timeout=5) as r:
                 r.execute_command("REPLICAOF", "127.0.0.1", new)
+                r.execute_command("CLIENT", "UNPAUSE")
 
     result = await failover_under_load(
         settings, config, record_dir, prefix=how, fail=fail, bound=RECOVERY_BOUND
