@@ -14,6 +14,7 @@ import os
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from servicebus import typed
 from servicebus.telemetry.identity import HOST, VERSION, instance_id
 from servicebus.telemetry.stats import stats
 
@@ -41,10 +42,20 @@ def _first_doc_line(fn: Any) -> str:
     return doc.strip().splitlines()[0] if doc.strip() else ""
 
 
-def _schemas(handler: Any) -> tuple[Any, Any]:
-    # The one call site for typed bodies (servicebus.typed, helper O): JSON Schemas of the
-    # declared request body and return types; null until a handler declares them.
-    return None, None
+def _schema(tp: Any) -> dict[str, Any] | None:
+    # A type check_type accepted always has a schema; should one not, _info still answers.
+    try:
+        return typed.schema(tp)
+    except Exception:
+        return None
+
+
+def _schemas(service: Service, method: str) -> tuple[Any, Any]:
+    """JSON Schemas of the method's declared body and return types (None where undeclared)."""
+    return (
+        _schema(service.body_types.get(method)),
+        _schema(service.return_types.get(method)),
+    )
 
 
 def describe_methods(service: Service | None) -> list[dict[str, Any]]:
@@ -53,7 +64,7 @@ def describe_methods(service: Service | None) -> list[dict[str, Any]]:
     if service is None:
         return out
     for name, handler in sorted(service.handlers.items()):
-        request_schema, response_schema = _schemas(handler)
+        request_schema, response_schema = _schemas(service, name)
         out.append(
             {
                 "name": name,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import Any
+from typing import Any, TypedDict
 
 import servicebus
 from servicebus import Request, Service, ServiceError
@@ -62,6 +62,16 @@ async def record(request: Request) -> Any:
     # Tests count these lines in the worker's output: one per run of the handler.
     logger.info("recorded %s", request.body)
     return request.body
+
+
+class Greeting(TypedDict):
+    name: str
+
+
+@misc.method(body=Greeting)
+def greet(request: Request) -> str:
+    """Say hello: a typed body, so _info reports its schemas."""
+    return f"hello {request.body['name']}"
 
 
 @misc.method("sync_echo")

@@ -64,6 +64,11 @@ def test_discovery_registry_status_and_records(bus: str) -> None:
         assert info["pid"] == worker.proc.pid and info["version"]
         names = [m["name"] for m in info["methods"]]
         assert "echo" in names and "_ping" not in names
+        greet = next(m for m in info["methods"] if m["name"] == "greet")
+        assert greet["doc"] == "Say hello: a typed body, so _info reports its schemas."
+        assert greet["request_schema"]["$defs"]["Greeting"]["required"] == ["name"]
+        assert greet["response_schema"] == {"type": "string"}
+        assert servicebus.call("misc.request", "greet", {"name": "ops"}) == "hello ops"
         for _ in range(20):
             servicebus.call("misc.request", "echo", {"x": 1})
         with pytest.raises(servicebus.RemoteError):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from typing import TypedDict
 
 from servicebus import Service
 from servicebus.request import Request
@@ -128,6 +129,13 @@ def test_builtins_ping_info_stats() -> None:
         """
         return {"ok": True}
 
+    class Reserve(TypedDict):
+        sku: str
+
+    @svc.method(body=Reserve)
+    def reserve(request: Request):  # no return annotation: no response schema
+        return None
+
     @svc.method("undocumented")
     async def other(request: Request) -> None:
         return None
@@ -141,8 +149,13 @@ def test_builtins_ping_info_stats() -> None:
     builtins.register_service(svc)
     body = builtins.info(request)
     assert body["service"] == "inventory" and body["pid"] > 0 and body["version"]
+    bools = {"type": "object", "additionalProperties": {"type": "boolean"}}
     assert body["methods"] == [
         {"name": "allocate", "doc": "Reserve stock for an order.", "request_schema": None,
+         "response_schema": bools},
+        {"name": "reserve", "doc": "", "request_schema": {"$ref": "#/$defs/Reserve", "$defs": {
+            "Reserve": {"title": "Reserve", "type": "object",
+                        "properties": {"sku": {"type": "string"}}, "required": ["sku"]}}},
          "response_schema": None},
         {"name": "undocumented", "doc": "", "request_schema": None, "response_schema": None},
     ]  # fmt: skip
