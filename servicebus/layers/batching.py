@@ -38,7 +38,7 @@ MAX_BATCH_BYTES = 256 * 1024
 #: A member at least this long is added without Lua (see SendCoalescer._send_direct):
 #: handing a script an argument costs Redis a copy into Lua and back, about 1.2 ms per MB
 #: (a 1 MB message cost 2.3 ms in SEND_MANY, 0.7 ms as plain commands in MULTI/EXEC).
-DIRECT_MIN = 4096
+DIRECT_MIN = 256 * 1024
 
 _MULTI = b"*1\r\n$5\r\nMULTI\r\n"
 _EXEC = b"*1\r\n$4\r\nEXEC\r\n"
@@ -269,12 +269,14 @@ class SendCoalescer:
     # ---- large members: plain commands, capacity checked right after ---------------
 
     def _send_direct(self, item: _Pending, score: float) -> None:
-        """Add a large member with MULTI/EXEC (cleanup, ZADD, ZCARD, EXPIRE), no Lua.
+        """Add a large member with MULTI/EXEC (cleanup, ZADD, ZCOUNT, EXPIRE), no Lua.
 
-        EXEC runs atomically, so its ZCARD counts this member and every one added
-        before it: over capacity, the member is taken back (ZREM) and the sender gets
-        ChannelFull; if a consumer popped it first, it was delivered (success). The
-        channel may hold more than its capacity for that moment, never for longer.
+        EXEC runs atomically, so its ZCOUNT counts this member and every older one
+        (lower score) still waiting: over capacity, the member is taken back (ZREM) and
+        the sender gets ChannelFull; if a consumer popped it first, it was delivered
+        (success). Newer members are not counted, so a burst of large sends is refused
+        from the first one past capacity on, as the script would. The channel may hold
+        more than its capacity for that moment, never for longer.
         """
         key, member, _, _, _ = item
         self._stats["direct_sends"] += 1
@@ -283,7 +285,9 @@ class SendCoalescer:
             pack(("ZREMRANGEBYSCORE", key, 0, int(score) - self._expiry)),
             b"*4\r\n$4\r\nZADD\r\n" + bulk(key) + bulk(repr(score)),
             *_member_pieces(member),
-            pack(("ZCARD", key)),
+            # Messages no newer than this one (its own score included): what the script
+            # would have counted before adding it, plus itself; later ones do not count.
+            pack(("ZCOUNT", key, "-inf", repr(score))),
             pack(("EXPIRE", key, self._expiry)),
             _EXEC,
         ]

@@ -9,7 +9,7 @@ import hiredis
 import pytest
 from channels.exceptions import ChannelFull
 
-from servicebus.layers.batching import SendCoalescer
+from servicebus.layers.batching import DIRECT_MIN, SendCoalescer
 from servicebus.layers.errors import (
     RedisCommandError,
     RedisNoScriptError,
@@ -46,6 +46,7 @@ class FakeClient:
     ) -> None:
         self.execabort = execabort
         self.calls: list[list[bytes]] = []
+        self.transactions: list[list[list[bytes]]] = []  # every MULTI ... EXEC, whole
         self.error = error
         self.noscript = noscript
         self.readonly = readonly
@@ -67,9 +68,10 @@ class FakeClient:
                 RedisCommandError("EXECABORT Transaction discarded because of previous errors.")
             )
         elif args[0] == b"MULTI":
-            # [ZREMRANGEBYSCORE, ZADD, ZCARD, EXPIRE]: a member starting with b"full"
-            # finds the channel over capacity (ZCARD one past any capacity).
+            # [ZREMRANGEBYSCORE, ZADD, ZCOUNT, EXPIRE]: a member starting with b"full"
+            # finds the channel over capacity (ZCOUNT one past any capacity).
             self.calls[-1] = commands[2]  # the ZADD
+            self.transactions.append(commands)
             full = commands[2][3].startswith(b"full")
             future.set_result([0, 1, 10**9 if full else 1, 1])
         elif args[0] == b"ZREM":
@@ -180,7 +182,7 @@ async def test_small_messages_share_calls_up_to_a_byte_cap() -> None:
 async def test_large_messages_are_added_without_a_script_in_order() -> None:
     client = FakeClient()
     coalescer, stats = _coalescer(client, max_batch=64)
-    big = b"b" * (200 * 1024)
+    big = b"b" * (300 * 1024)
     sends = (b"s1", big, b"s2", big, b"s3")
     futures = [coalescer.submit("asgik", m, 10, "k") for m in sends]
     futures.append(coalescer.submit("asgik", (b"p" * 12, big), 10, "k"))  # Codec.member pieces
@@ -189,6 +191,11 @@ async def test_large_messages_are_added_without_a_script_in_order() -> None:
     assert client.calls[-1][3] == b"p" * 12 + big  # one bulk string, sent as two pieces
     scores = [float(call[2]) for call in client.calls if call[0] == b"ZADD"]
     assert scores == sorted(scores)
+    # Capacity is checked on the messages no newer than the one added (ZCOUNT up to its
+    # score), not on the whole key: a later message of the same burst never counts.
+    counts = [t[3] for t in client.transactions]
+    assert counts == [[b"ZCOUNT", b"asgik", b"-inf", zadd[2]] for zadd in client.calls
+                      if zadd[0] == b"ZADD"]  # fmt: skip
     assert stats["direct_sends"] == 3 and stats["script_calls"] == 3
 
 
@@ -196,8 +203,8 @@ async def test_a_large_message_over_capacity_is_taken_back() -> None:
     client = FakeClient()
     coalescer, stats = _coalescer(client)
     told: list[BaseException | None] = []
-    coalescer.submit_with("asgik", b"full" + b"x" * 10_000, 10, "k", told.append)
-    future = coalescer.submit("asgik", b"full" + b"y" * 10_000, 10, "k")
+    coalescer.submit_with("asgik", b"full" + b"x" * DIRECT_MIN, 10, "k", told.append)
+    future = coalescer.submit("asgik", b"full" + b"y" * DIRECT_MIN, 10, "k")
     with pytest.raises(ChannelFull):
         await future
     await asyncio.sleep(0)
@@ -241,7 +248,7 @@ async def test_a_large_message_whose_transaction_was_refused_goes_by_the_script(
     # which follows redirections and failovers, sends it.
     client = FakeClient(execabort=1)
     coalescer, stats = _coalescer(client)
-    assert await coalescer.submit("asgik", b"b" * 10_000, 10, "k") is None
+    assert await coalescer.submit("asgik", b"b" * DIRECT_MIN, 10, "k") is None
     assert [call[0] for call in client.calls] == [b"MULTI", b"EVALSHA"]
     assert stats["direct_sends"] == 1 and stats["script_calls"] == 1
 
