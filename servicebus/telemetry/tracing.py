@@ -37,6 +37,9 @@ try:
 except ImportError:  # the extra is not installed: hook() is None
     trace = None  # type: ignore[assignment]
 
+# TraceFlags by value, made once: the worker reads one per traced request.
+_FLAGS = [TraceFlags(i) for i in range(256)] if trace is not None else []
+
 SPAN = "otel.span"
 TOKEN = "otel.token"
 W3C_FIELDS = frozenset({"traceparent", "tracestate", "baggage"})
@@ -171,15 +174,11 @@ def _extract(headers: dict[str, str]) -> Any:
         return otel_context.Context()
     if "baggage" in headers or not _default_propagation():
         return propagate.extract(headers, context=otel_context.Context())
-    parts = traceparent.split("-")
-    try:
-        version, trace_hex, span_hex, flags_hex = parts
-        if version != "00" or len(trace_hex) != 32 or len(span_hex) != 16 or len(flags_hex) != 2:
-            raise ValueError(traceparent)
-        trace_id, span_id, flags = int(trace_hex, 16), int(span_hex, 16), int(flags_hex, 16)
-    except ValueError:
+    ids = _parse(traceparent)
+    if ids is None:
         # Not the plain version-00 shape: the propagator decides (and rejects junk).
         return propagate.extract(headers, context=otel_context.Context())
+    trace_id, span_id, flags = ids
     if not trace_id or not span_id:
         return otel_context.Context()
     state = headers.get("tracestate")
@@ -187,10 +186,30 @@ def _extract(headers: dict[str, str]) -> Any:
         trace_id,
         span_id,
         is_remote=True,
-        trace_flags=TraceFlags(flags),
+        trace_flags=_FLAGS[flags],
         trace_state=TraceState.from_header([state]) if state else None,
     )
     return trace.set_span_in_context(NonRecordingSpan(remote), otel_context.Context())
+
+
+_HEX = frozenset("0123456789abcdef")
+# traceparent endings of an unsampled trace (the sampled bit, 0x01, unset; 0x02: random id).
+_UNSAMPLED = ("-00", "-02")
+
+
+def _parse(traceparent: str) -> tuple[int, int, int] | None:
+    """(trace id, span id, flags) of a version-00 ``traceparent``; None for any other shape."""
+    if (
+        len(traceparent) != 55
+        or not traceparent.startswith("00-")
+        or traceparent[35] != "-"
+        or traceparent[52] != "-"
+        or not _HEX.issuperset(traceparent[3:35])
+        or not _HEX.issuperset(traceparent[36:52])
+        or not _HEX.issuperset(traceparent[53:])
+    ):
+        return None
+    return int(traceparent[3:35], 16), int(traceparent[36:52], 16), int(traceparent[53:], 16)
 
 
 def _ns(seconds: float) -> int:
@@ -230,6 +249,14 @@ class TracingHook:
         Outside any span (an edge) a ``traceparent`` the caller passed is the parent.
         """
         headers = info.headers
+        if (
+            not otel_context.get_current()
+            and "traceparent" not in headers
+            and "tracestate" not in headers
+        ):
+            # The common edge: no span, no baggage, no context given (one dict check).
+            self._start_root(info, self._sampling())
+            return
         given: dict[str, str] = (
             {k: headers.pop(k) for k in ("traceparent", "tracestate") if k in headers}
             if "traceparent" in headers or "tracestate" in headers
@@ -242,21 +269,11 @@ class TracingHook:
             if given:
                 parent = _extract(given)
                 current = trace.get_current_span(parent)
+            elif not baggage.get_all():
+                self._start_root(info, sampling)
+                return
             elif not sampling.sdk:
                 return  # no SDK and no context: nothing to record, nothing to pass on
-            elif sampling.root_bound is not None and not baggage.get_all():
-                # A new trace under a ratio sampler: decide here, as the SDK would.
-                trace_id = sampling.ids.generate_trace_id()
-                if trace_id & _LIMIT >= sampling.root_bound:
-                    # Dropped: the context goes on by hand, no SDK span (its cost is the point).
-                    headers["traceparent"] = (
-                        f"00-{trace_id:032x}-{sampling.ids.generate_span_id():016x}-"
-                        f"{sampling.dropped_flags}"
-                    )
-                    return
-                sampling.tracer.id_generator.give(trace_id)
-                self._start_client(info, sampling.tracer, None)
-                return
         if not sampling.sdk or self._passes_through(current, sampling):
             # No SDK, or an unsampled trace: its context goes on, no span.
             if current.get_span_context().is_valid:
@@ -265,6 +282,25 @@ class TracingHook:
                 headers.update(given)  # nothing better to send: the caller's own, as given
             return
         self._start_client(info, self.tracer, parent, given)
+
+    def _start_root(self, info: CallInfo, sampling: Sampling) -> None:
+        """A call that starts a new trace (no current span, no baggage, nothing given)."""
+        if not sampling.sdk:
+            return  # no SDK and no context: nothing to record, nothing to pass on
+        if sampling.root_bound is None:
+            self._start_client(info, self.tracer, None)
+            return
+        # A ratio sampler: decide here, as the SDK would.
+        trace_id = sampling.ids.generate_trace_id()
+        if trace_id & _LIMIT >= sampling.root_bound:
+            # Dropped: the context goes on by hand, no SDK span (its cost is the point).
+            info.headers["traceparent"] = (
+                f"00-{trace_id:032x}-{sampling.ids.generate_span_id():016x}-"
+                f"{sampling.dropped_flags}"
+            )
+            return
+        sampling.tracer.id_generator.give(trace_id)
+        self._start_client(info, sampling.tracer, None)
 
     def _start_client(
         self, info: CallInfo, tracer: Any, parent: Any, given: dict[str, str] | None = None
@@ -296,12 +332,17 @@ class TracingHook:
     def server_start(self, info: CallInfo) -> None:
         """Start a SERVER span from the incoming trace context and make it current."""
         sampling = self._sampling()
+        headers = info.headers
         if not sampling.sdk:
             # No SDK: no span to make, but an incoming context goes on to nested calls.
-            if "traceparent" in info.headers:
-                info.state[TOKEN] = otel_context.attach(_extract(info.headers))
+            if "traceparent" in headers:
+                info.state[TOKEN] = otel_context.attach(_extract(headers))
             return
-        parent = _extract(info.headers)
+        parent = _extract(headers)
+        if sampling.drops_unsampled and headers.get("traceparent", "").endswith(_UNSAMPLED):
+            # An unsampled trace (flags 00 or 02, read by _extract): it goes on, no span.
+            info.state[TOKEN] = otel_context.attach(parent)
+            return
         if self._passes_through(trace.get_current_span(parent), sampling):
             info.state[TOKEN] = otel_context.attach(parent)
             return
