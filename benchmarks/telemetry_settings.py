@@ -13,6 +13,8 @@ def mode_settings(mode: str) -> dict[str, Any]:
         "off": {"TELEMETRY": False, "METRICS": False, "TRACING": False, "RECORD_CALLS": False},
         "metrics": {"METRICS": True, "TRACING": True, "RECORD_CALLS": False},
         "hooks": {"METRICS": False, "TRACING": False, "RECORD_CALLS": False},
+        "prom": {"METRICS": True, "TRACING": False, "RECORD_CALLS": False},
+        "tracing": {"METRICS": False, "TRACING": True, "RECORD_CALLS": False},
         "record": {"METRICS": False, "TRACING": False, "RECORD_CALLS": True},
         "all": {},
         # The defaults as a project without an OpenTelemetry SDK gets them (API no-op spans).
@@ -54,6 +56,6 @@ def install_tracer_provider() -> None:
 
 MODE = os.environ.get("BENCH_TELEMETRY", "all")
 SERVICEBUS = mode_settings(MODE)
-if MODE in ("metrics", "all") and os.environ.get("DJANGO_SETTINGS_MODULE") == __name__:
+if MODE in ("metrics", "all", "tracing") and os.environ.get("DJANGO_SETTINGS_MODULE") == __name__:
     # The worker process: a provider before the hooks are made (apps.ready).
     install_tracer_provider()

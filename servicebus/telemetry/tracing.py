@@ -39,6 +39,14 @@ except ImportError:  # the extra is not installed: hook() is None
 
 # TraceFlags by value, made once: the worker reads one per traced request.
 _FLAGS = [TraceFlags(i) for i in range(256)] if trace is not None else []
+# The key the API files the current span under, found through the API itself.
+_SPAN_KEY = (
+    next(iter(trace.set_span_in_context(trace.INVALID_SPAN, otel_context.Context())))
+    if trace is not None
+    else ""
+)
+# traceparent endings: any flags (no SDK: the context passes on either way).
+_ANY_FLAGS = tuple(f"-{i:02x}" for i in range(256))
 
 SPAN = "otel.span"
 TOKEN = "otel.token"
@@ -192,6 +200,55 @@ def _extract(headers: dict[str, str]) -> Any:
     return trace.set_span_in_context(NonRecordingSpan(remote), otel_context.Context())
 
 
+class _RemoteParent(NonRecordingSpan):
+    """An incoming parent that records nothing, read from its ``traceparent`` when first asked.
+
+    Most handlers never ask (no nested call, no other instrumentation), so most requests of
+    an unsampled trace never pay for parsing it and building its SpanContext.
+    """
+
+    def __init__(self, traceparent: str, tracestate: str | None) -> None:
+        super().__init__(None)  # type: ignore[arg-type]  # made by get_span_context
+        self.traceparent = traceparent
+        self.tracestate = tracestate
+
+    def get_span_context(self) -> SpanContext:
+        context = self._context
+        if context is None:
+            context = self._context = _span_context(self.traceparent, self.tracestate)
+        return context
+
+    def __repr__(self) -> str:
+        return f"_RemoteParent({self.traceparent!r})"
+
+
+def _span_context(traceparent: str, tracestate: str | None) -> SpanContext:
+    ids = _parse(traceparent)
+    if ids is None or not ids[0] or not ids[1]:
+        return trace.INVALID_SPAN_CONTEXT
+    return SpanContext(
+        ids[0],
+        ids[1],
+        is_remote=True,
+        trace_flags=_FLAGS[ids[2]],
+        trace_state=TraceState.from_header([tracestate]) if tracestate else None,
+    )
+
+
+def _lazy_parent(headers: dict[str, str], traceparent: str, flags: tuple[str, ...]) -> Any:
+    """The context of a plain version-00 ``traceparent`` whose flags end it as one of
+    ``flags``, its span read lazily (_RemoteParent); None when it needs _extract."""
+    if (
+        len(traceparent) != 55
+        or not traceparent.startswith("00-")
+        or not traceparent.endswith(flags)
+        or "baggage" in headers
+        or not _default_propagation()
+    ):
+        return None
+    return otel_context.Context({_SPAN_KEY: _RemoteParent(traceparent, headers.get("tracestate"))})
+
+
 _HEX = frozenset("0123456789abcdef")
 # traceparent endings of an unsampled trace (the sampled bit, 0x01, unset; 0x02: random id).
 _UNSAMPLED = ("-00", "-02")
@@ -333,16 +390,20 @@ class TracingHook:
         """Start a SERVER span from the incoming trace context and make it current."""
         sampling = self._sampling()
         headers = info.headers
+        traceparent = headers.get("traceparent")
         if not sampling.sdk:
             # No SDK: no span to make, but an incoming context goes on to nested calls.
-            if "traceparent" in headers:
-                info.state[TOKEN] = otel_context.attach(_extract(headers))
+            if traceparent is not None:
+                parent = _lazy_parent(headers, traceparent, _ANY_FLAGS) or _extract(headers)
+                info.state[TOKEN] = otel_context.attach(parent)
             return
+        if traceparent is not None and sampling.drops_unsampled:
+            # An unsampled trace (flags 00 or 02): its context goes on, no span.
+            lazy = _lazy_parent(headers, traceparent, _UNSAMPLED)
+            if lazy is not None:
+                info.state[TOKEN] = otel_context.attach(lazy)
+                return
         parent = _extract(headers)
-        if sampling.drops_unsampled and headers.get("traceparent", "").endswith(_UNSAMPLED):
-            # An unsampled trace (flags 00 or 02, read by _extract): it goes on, no span.
-            info.state[TOKEN] = otel_context.attach(parent)
-            return
         if self._passes_through(trace.get_current_span(parent), sampling):
             info.state[TOKEN] = otel_context.attach(parent)
             return

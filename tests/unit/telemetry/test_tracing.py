@@ -273,3 +273,51 @@ def test_without_sdk_a_request_without_context_costs_nothing() -> None:
     assert call.headers == {} and call.state == {}
     hook.client_end(call)
     hook.server_end(serve)
+
+
+def test_an_unsampled_parent_is_current_for_other_instrumentation_in_the_handler() -> None:
+    # The worker files an unsampled parent without parsing it (read when first asked): a
+    # span of other instrumentation in the handler still joins that trace, unsampled.
+    from opentelemetry import trace
+    from opentelemetry.sdk.trace.sampling import ALWAYS_ON, ParentBased
+
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider(sampler=ParentBased(ALWAYS_ON))
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    hook = tracing.TracingHook(provider)
+    given = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-00"
+    serve = Info(kind="server", headers={"traceparent": given, "tracestate": "k=v"})
+    hook.server_start(serve)
+    parent = trace.get_current_span().get_span_context()
+    assert format(parent.trace_id, "032x") == "0af7651916cd43dd8448eb211c80319c"
+    assert format(parent.span_id, "016x") == "b7ad6b7169203331"
+    assert parent.is_remote and not parent.trace_flags.sampled
+    assert parent.trace_state.to_header() == "k=v"
+    inner = provider.get_tracer("other").start_span("db query")
+    assert inner.get_span_context().trace_id == parent.trace_id
+    assert not inner.is_recording()  # ParentBased: an unsampled parent's child is dropped
+    inner.end()
+    hook.server_end(serve)
+    assert not trace.get_current_span().get_span_context().is_valid  # detached again
+    assert exporter.get_finished_spans() == ()
+
+
+@pytest.mark.parametrize(
+    "junk",
+    [
+        "00-0AF7651916CD43DD8448EB211C80319C-B7AD6B7169203331-00",  # upper case: not W3C
+        "00-00000000000000000000000000000000-b7ad6b7169203331-00",  # invalid trace id
+        "00-0af7651916cd43dd8448eb211c80319c-000000000000000g-00",  # not hex
+    ],
+)
+def test_a_plain_shaped_but_invalid_unsampled_parent_is_no_parent(junk: str) -> None:
+    from opentelemetry import propagate, trace
+    from opentelemetry.sdk.trace.sampling import ALWAYS_ON, ParentBased
+
+    hook = tracing.TracingHook(TracerProvider(sampler=ParentBased(ALWAYS_ON)))
+    serve = Info(kind="server", headers={"traceparent": junk})
+    hook.server_start(serve)
+    ours = trace.get_current_span().get_span_context()
+    hook.server_end(serve)
+    theirs = trace.get_current_span(propagate.extract({"traceparent": junk})).get_span_context()
+    assert not ours.is_valid and not theirs.is_valid  # as the propagator decides
