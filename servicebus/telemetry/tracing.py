@@ -182,21 +182,12 @@ def _extract(headers: dict[str, str]) -> Any:
         return otel_context.Context()
     if "baggage" in headers or not _default_propagation():
         return propagate.extract(headers, context=otel_context.Context())
-    ids = _parse(traceparent)
-    if ids is None:
+    remote = _span_context(traceparent, headers.get("tracestate"))
+    if remote is None:
         # Not the plain version-00 shape: the propagator decides (and rejects junk).
         return propagate.extract(headers, context=otel_context.Context())
-    trace_id, span_id, flags = ids
-    if not trace_id or not span_id:
+    if not remote.is_valid:
         return otel_context.Context()
-    state = headers.get("tracestate")
-    remote = SpanContext(
-        trace_id,
-        span_id,
-        is_remote=True,
-        trace_flags=_FLAGS[flags],
-        trace_state=TraceState.from_header([state]) if state else None,
-    )
     return trace.set_span_in_context(NonRecordingSpan(remote), otel_context.Context())
 
 
@@ -215,16 +206,21 @@ class _RemoteParent(NonRecordingSpan):
     def get_span_context(self) -> SpanContext:
         context = self._context
         if context is None:
-            context = self._context = _span_context(self.traceparent, self.tracestate)
+            context = _span_context(self.traceparent, self.tracestate)
+            context = self._context = context or trace.INVALID_SPAN_CONTEXT
         return context
 
     def __repr__(self) -> str:
         return f"_RemoteParent({self.traceparent!r})"
 
 
-def _span_context(traceparent: str, tracestate: str | None) -> SpanContext:
+def _span_context(traceparent: str, tracestate: str | None) -> SpanContext | None:
+    """The remote span context of a version-00 ``traceparent``: invalid for zero ids, None
+    for any other shape (the propagator's to judge)."""
     ids = _parse(traceparent)
-    if ids is None or not ids[0] or not ids[1]:
+    if ids is None:
+        return None
+    if not ids[0] or not ids[1]:
         return trace.INVALID_SPAN_CONTEXT
     return SpanContext(
         ids[0],
