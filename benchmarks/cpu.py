@@ -360,7 +360,7 @@ def main(argv: list[str] | None = None) -> None:
 
         django.setup()
         print(describe(args, loop_name), flush=True)
-        if {"metrics", "all"} & set(modes):
+        if {"metrics", "tracing", "all"} & set(modes):
             from benchmarks.telemetry_settings import install_tracer_provider
 
             install_tracer_provider()

@@ -321,3 +321,41 @@ def test_a_plain_shaped_but_invalid_unsampled_parent_is_no_parent(junk: str) -> 
     hook.server_end(serve)
     theirs = trace.get_current_span(propagate.extract({"traceparent": junk})).get_span_context()
     assert not ours.is_valid and not theirs.is_valid  # as the propagator decides
+
+
+def test_a_request_without_context_starts_a_dropped_trace_without_an_sdk_span() -> None:
+    from opentelemetry import trace
+
+    provider, exporter, asked = _ratio_provider(0.0)
+    hook = tracing.TracingHook(provider)
+    serve = Info(kind="server", service="b", method="work")
+    hook.server_start(serve)
+    root = trace.get_current_span().get_span_context()
+    assert root.is_valid and not root.is_remote and not root.trace_flags.sampled
+    nested = Info(kind="client", service="c", method="leaf")
+    hook.client_start(nested)
+    hook.client_end(nested)
+    hook.server_end(serve)
+    # The handler's nested call carries the new trace on, unsampled, as the SDK's own
+    # dropped root would, with no sampler call and no span made.
+    assert nested.headers["traceparent"] == (
+        f"00-{root.trace_id:032x}-{root.span_id:016x}-{int(root.trace_flags):02x}"
+    )
+    assert asked == [] and exporter.get_finished_spans() == ()
+    assert not trace.get_current_span().get_span_context().is_valid  # detached again
+
+
+def test_a_sampled_trace_started_by_a_request_is_a_root_server_span() -> None:
+    provider, exporter, _ = _ratio_provider(1.0)
+    hook = tracing.TracingHook(provider)
+    serve = Info(kind="server", service="b", method="work")
+    hook.server_start(serve)
+    nested = Info(kind="client", service="c", method="leaf")
+    hook.client_start(nested)
+    hook.client_end(nested)
+    hook.server_end(serve)
+    server, client = sorted(exporter.get_finished_spans(), key=lambda s: s.kind.value)
+    assert (server.kind, client.kind) == (SpanKind.SERVER, SpanKind.CLIENT)
+    assert server.parent is None and server.name == "b/work"
+    assert client.parent is not None and client.parent.span_id == server.context.span_id
+    assert nested.headers["traceparent"].split("-")[1] == f"{server.context.trace_id:032x}"
