@@ -13,6 +13,8 @@ REQUIRED_MIDDLEWARE = (
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
 )
+# Both of the above for the dashboard's paths only (servicebus/dashboard/middleware.py).
+SCOPED_MIDDLEWARE = "servicebus.dashboard.middleware.DashboardAuthMiddleware"
 
 
 @register(Tags.compatibility)
@@ -29,12 +31,18 @@ def check_dashboard_requirements(app_configs: Any = None, **kwargs: Any) -> list
                 )
             )
     middleware = list(getattr(settings, "MIDDLEWARE", None) or [])
+    if SCOPED_MIDDLEWARE in middleware:
+        return errors
     for number, name in enumerate(REQUIRED_MIDDLEWARE, start=len(REQUIRED_APPS) + 1):
         if name not in middleware:
             errors.append(
                 Error(
                     f"servicebus.dashboard needs {name!r} in MIDDLEWARE.",
-                    hint="SessionMiddleware before AuthenticationMiddleware (docs/dashboard.md).",
+                    hint=(
+                        "SessionMiddleware before AuthenticationMiddleware, or "
+                        f"{SCOPED_MIDDLEWARE!r} for the dashboard's paths only "
+                        "(docs/dashboard.md)."
+                    ),
                     id=f"servicebus_dashboard.E00{number}",
                 )
             )

@@ -1,0 +1,50 @@
+"""Sessions and auth for the dashboard's own paths only: a MIDDLEWARE entry for JSON APIs.
+
+Under ASGI, Django runs each ``MiddlewareMixin`` middleware's hooks through
+``sync_to_async``: SessionMiddleware and AuthenticationMiddleware cost every request three
+thread hand-offs, sessions or not. A project whose other views need neither (a JSON API
+served by daphne) lists ``DashboardAuthMiddleware`` instead of the two, and only the
+dashboard's pages, API and login pay for them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from asgiref.sync import iscoroutinefunction, markcoroutinefunction
+from django.contrib.auth.middleware import AuthenticationMiddleware
+from django.contrib.sessions.middleware import SessionMiddleware
+from django.core.handlers.exception import convert_exception_to_response
+from django.http import HttpRequest
+from django.urls import reverse
+
+
+class DashboardAuthMiddleware:
+    """Django's SessionMiddleware and AuthenticationMiddleware, under the dashboard's mount only."""
+
+    sync_capable = True
+    async_capable = True
+
+    def __init__(self, get_response: Callable[[HttpRequest], Any]) -> None:
+        self.get_response = get_response
+        # As Django chains them: an exception inside becomes a response before it leaves.
+        self.authenticated = SessionMiddleware(
+            convert_exception_to_response(AuthenticationMiddleware(get_response))
+        )
+        self._mount: str | None = None
+        if iscoroutinefunction(get_response):
+            markcoroutinefunction(self)  # Django then calls and awaits it on the async path
+
+    @property
+    def mount(self) -> str:
+        """The dashboard's URL prefix (``/bus/``), from the URLconf when first asked."""
+        if self._mount is None:
+            self._mount = reverse("servicebus_dashboard:overview")
+        return self._mount
+
+    def __call__(self, request: HttpRequest) -> Any:
+        """The response (or, on the async path, the awaitable of it)."""
+        if request.path_info.startswith(self.mount):
+            return self.authenticated(request)
+        return self.get_response(request)
