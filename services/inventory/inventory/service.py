@@ -20,7 +20,7 @@ def allocate(request: Request) -> dict:
     """Hold stock for an order: {order_id, items: [{sku, qty}]} -> allocation."""
     body: Allocate = request.body
     items = merge(body.items)
-    logger.info("allocate %s for order %s", items, body.order_id)
+    logger.debug("allocate %s for order %s", items, body.order_id)
     return allocations.allocate(body.order_id, items)
 
 
@@ -34,7 +34,7 @@ def release(request: Request) -> dict:
 @inventory.method(body=OrderRef)
 def finalise(request: Request) -> dict:
     """Commit an order's allocation: {order_id} -> {order_id, status}."""
-    logger.info("finalise order %s", request.body.order_id)
+    logger.debug("finalise order %s", request.body.order_id)
     return allocations.finalise(request.body.order_id)
 
 

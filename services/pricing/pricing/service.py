@@ -19,7 +19,7 @@ pricing = Service("pricing")
 def quote(request: Request) -> dict:
     """Price a basket: {items: [{sku, qty}]} -> {lines, subtotal/discount/total_cents, ...}."""
     items = merge(request.body.items)
-    logger.info("quote %s flags=%s", items, sorted(request.flags) or "-")
+    logger.debug("quote %s flags=%s", items, sorted(request.flags) or "-")
     return quotes.quote(items, request.flags)
 
 
@@ -27,7 +27,7 @@ def quote(request: Request) -> dict:
 def charge(request: Request) -> dict:
     """Charge a card once per order: {order_id, amount_cents, currency, card_number}."""
     body: Charge = request.body
-    logger.info(
+    logger.debug(
         "charge order %s: %d %s on card *%s",
         body.order_id,
         body.amount_cents,
