@@ -36,6 +36,7 @@ import sys
 import tempfile
 import threading
 import time
+import timeit
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -306,7 +307,8 @@ def summarize(cells: list[Cell], args: argparse.Namespace, started: datetime.dat
         f"Run: {started:%Y-%m-%d %H:%M} UTC, {os.cpu_count()} cores (shared), "
         f"Python {platform.python_version()}; one-item orders over HTTP keep-alive, "
         f"{args.orders_1}/{args.orders_8}/{args.orders_32} orders at 1/8/32 clients after a "
-        "10 % warm-up.",
+        f'10 % warm-up. Machine speed at the start: `python -m timeit "sum(range(1000))"` '
+        f"{args.speed_us:.1f} µs (lower is faster).",
         "",
         "| setup | clients | orders/s | p50 ms | p99 ms | p99 ÷ p50 | CPU ms/order | non-2xx |",
         "|---|---|---|---|---|---|---|---|",
@@ -340,6 +342,15 @@ def targets(by: dict[tuple[str, int], Cell]) -> list[str]:
     cpu = ", ".join(f"{c.cpu_ms:.1f} at {c.clients}" for c in sqlite)
     met = ", ".join(str(c.clients) for c in sqlite if c.cpu_ms <= 8.0) or "none"
     out.append(f"- CPU per order ≤ 8 ms (SQLite, all processes): {cpu} clients; met at: {met}.")
+    # The same work in one process, same run: a ratio that holds as the machine's speed
+    # drifts (absolute ms here move by a third between runs of one day).
+    split = [
+        f"{c.cpu_ms / by[('monolith', c.clients)].cpu_ms:.2f}x at {c.clients}"
+        for c in sqlite
+        if ("monolith", c.clients) in by and by[("monolith", c.clients)].cpu_ms
+    ]
+    if split:
+        out.append(f"  CPU per order, services ÷ monolith in this run: {', '.join(split)}.")
     eight, mono = by.get(("redis-sqlite", 8)), by.get(("monolith", 8))
     if eight and mono and mono.rate:
         ratio = eight.rate / mono.rate
@@ -407,9 +418,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
+def machine_speed() -> float:
+    """µs for ``sum(range(1000))``: how fast this shared machine runs Python right now."""
+    return min(timeit.repeat("sum(range(1000))", number=20_000, repeat=5)) / 20_000 * 1e6
+
+
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     started = datetime.datetime.now(datetime.UTC)
+    args.speed_us = machine_speed()
     cells: list[Cell] = []
     for setup in args.setups:
         if setup == "redis-postgres" and not postgres.postgres_answers():

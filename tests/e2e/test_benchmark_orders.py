@@ -26,3 +26,6 @@ def test_the_order_flow_benchmark_runs_quick() -> None:
     out = result.stdout
     assert "| redis-sqlite | 8 |" in out and "| monolith | 8 |" in out, out[-3000:]
     assert "non-2xx answers to valid orders, every cell: 0." in out, out[-3000:]
+    # The ratios that hold as the machine's speed drifts, and that speed itself.
+    assert "CPU per order, services ÷ monolith in this run: " in out, out[-3000:]
+    assert "Machine speed at the start: " in out, out[-3000:]
