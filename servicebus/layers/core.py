@@ -14,6 +14,7 @@ from typing import Any, overload
 from channels.layers import BaseChannelLayer
 
 from ..backoff import Backoff
+from ..conf import REPLY_CHANNEL_PREFIX
 from .batching import SendCallback, SendCoalescer
 from .cluster import RESENDABLE
 from .codec import Codec
@@ -37,6 +38,7 @@ _MIN_BLOCK = 0.01
 
 # Bound of the per-layer caches of validated channel names (cleared when reached).
 _MAX_CACHED_NAMES = 4096
+_REPLY_PREFIX = REPLY_CHANNEL_PREFIX + "."
 
 
 def _why(error: BaseException) -> str:
@@ -79,8 +81,16 @@ class RedisChannelLayer(BaseChannelLayer):
         max_connections: int | None = None,
         max_blocking_connections: int = 1024,
         cluster: bool = False,
+        reply_capacity: int = 10_000,
     ) -> None:
         super().__init__(expiry=expiry, capacity=capacity)
+        if isinstance(reply_capacity, bool) or not isinstance(reply_capacity, int):
+            raise TypeError("reply_capacity must be an int")
+        if reply_capacity < 1:
+            raise ValueError("reply_capacity must be at least 1")
+        # A refused reply is a lost call, not backpressure: a process's reply key holds at
+        # most its calls in flight (and late replies until they expire).
+        self.reply_capacity = max(reply_capacity, capacity)
         if not isinstance(prefix, str):
             raise TypeError("prefix must be a str")  # stock asserts the same
         if block_timeout < 0.05:
@@ -154,6 +164,16 @@ class RedisChannelLayer(BaseChannelLayer):
     async def new_channel(self, prefix: str = "specific") -> str:
         """A new process-local channel name (``prefix.<client>!<random>``)."""
         return f"{prefix}.{self.client_prefix}!{uuid.uuid4().hex}"
+
+    def get_capacity(self, channel: str) -> int:
+        """The first ``channel_capacity`` pattern that matches, else ``reply_capacity`` for
+        servicebus reply channels, else ``capacity``."""
+        for pattern, capacity in self.channel_capacity:
+            if pattern.match(channel):
+                return int(capacity)
+        if channel.startswith(_REPLY_PREFIX):
+            return self.reply_capacity
+        return self.capacity
 
     def _group_key(self, group: str) -> bytes:
         return f"{self.prefix}:group:{group}".encode()

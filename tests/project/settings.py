@@ -4,6 +4,7 @@ SB_REDIS_URL points at the test's private Redis; SB_LAYER picks the layer backen
 ("servicebus", the default, or "stock" for channels_redis's own layer).
 """
 
+import json
 import os
 
 from servicebus import environ
@@ -26,6 +27,7 @@ CHANNEL_LAYERS = {
         "CONFIG": {
             "hosts": [os.environ.get("SB_REDIS_URL", "redis://127.0.0.1:6379/0")],
             "capacity": int(os.environ.get("SB_CAPACITY", "100")),
+            "channel_capacity": json.loads(os.environ.get("SB_CHANNEL_CAPACITY", "{}")),
         },
     }
 }

@@ -97,3 +97,17 @@ async def test_misuse_raises_the_stock_exception_types() -> None:
         await layer.receive_many("specific.x!y", 3)
     # Nothing above opened a connection.
     assert all(not state.shards for state in layer._loops.values())
+
+
+def test_reply_channels_have_their_own_capacity() -> None:
+    layer = RedisChannelLayer(capacity=7, channel_capacity={"servicebus.reply.pinned*": 2})
+    reply = "servicebus.reply.0123abcd!ef45"
+    assert (layer.get_capacity(reply), layer.get_capacity("orders.request")) == (10_000, 7)
+    assert layer.get_capacity("servicebus.reply.pinned!x") == 2  # a pattern still wins
+    assert RedisChannelLayer(capacity=7, reply_capacity=50).get_capacity(reply) == 50
+    # Never below the request capacity: a reply must not be refused sooner than a request.
+    assert RedisChannelLayer(capacity=20_000).get_capacity(reply) == 20_000
+    with pytest.raises(ValueError, match="reply_capacity"):
+        RedisChannelLayer(reply_capacity=0)
+    with pytest.raises(TypeError, match="reply_capacity"):
+        RedisChannelLayer(reply_capacity="many")  # type: ignore[arg-type]
