@@ -9,6 +9,7 @@ dashboard's pages, API and login pay for them.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from typing import Any
 
@@ -17,7 +18,9 @@ from django.contrib.auth.middleware import AuthenticationMiddleware
 from django.contrib.sessions.middleware import SessionMiddleware
 from django.core.handlers.exception import convert_exception_to_response
 from django.http import HttpRequest
-from django.urls import reverse
+from django.urls import NoReverseMatch, reverse
+
+logger = logging.getLogger("servicebus.dashboard")
 
 
 class DashboardAuthMiddleware:
@@ -38,13 +41,23 @@ class DashboardAuthMiddleware:
 
     @property
     def mount(self) -> str:
-        """The dashboard's URL prefix (``/bus/``), from the URLconf when first asked."""
+        """The dashboard's URL prefix with the script prefix (``/bus/``), "" when the URLconf
+        does not include the dashboard (then no request gets sessions or auth)."""
         if self._mount is None:
-            self._mount = reverse("servicebus_dashboard:overview")
+            try:
+                self._mount = reverse("servicebus_dashboard:overview")
+            except NoReverseMatch:
+                logger.warning(
+                    "DashboardAuthMiddleware: the URLconf does not include "
+                    "servicebus.dashboard.urls; no request gets sessions or auth"
+                )
+                self._mount = ""
         return self._mount
 
     def __call__(self, request: HttpRequest) -> Any:
         """The response (or, on the async path, the awaitable of it)."""
-        if request.path_info.startswith(self.mount):
+        mount = self.mount
+        # request.path, not path_info: reverse() includes the script prefix too.
+        if mount and request.path.startswith(mount):
             return self.authenticated(request)
         return self.get_response(request)

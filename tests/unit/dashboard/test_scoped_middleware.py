@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 from django.test import AsyncClient, Client, override_settings
+from django.urls import clear_script_prefix, set_script_prefix
 
 from servicebus.dashboard.checks import check_dashboard_requirements
 
@@ -59,3 +60,25 @@ def test_the_check_accepts_it_instead_of_djangos_two() -> None:
     with override_settings(MIDDLEWARE=[]):
         ids = {error.id for error in check_dashboard_requirements()}
     assert ids == {"servicebus_dashboard.E004", "servicebus_dashboard.E005"}
+
+
+def test_under_a_script_prefix_the_mount_includes_it() -> None:
+    # As Django's WSGI and ASGI handlers do (the test client does not): reverse() then
+    # includes the prefix, and so does request.path.
+    set_script_prefix("/shop/")
+    try:
+        with override_settings(FORCE_SCRIPT_NAME="/shop"):
+            client = Client()
+            assert client.get("/bus/whoami").json() == {"session": True, "user": True}
+            assert client.get("/api/whoami").json() == {"session": False, "user": False}
+    finally:
+        clear_script_prefix()
+
+
+def test_without_the_dashboard_in_the_urlconf_nothing_breaks(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    with override_settings(ROOT_URLCONF="tests.unit.dashboard.no_dashboard_urls"):
+        resp = Client().get("/api/whoami")
+    assert resp.json() == {"session": False, "user": False}
+    assert "does not include servicebus.dashboard.urls" in caplog.text
