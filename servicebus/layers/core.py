@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import re
 import time
 import uuid
 from collections.abc import Callable
@@ -38,7 +39,8 @@ _MIN_BLOCK = 0.01
 
 # Bound of the per-layer caches of validated channel names (cleared when reached).
 _MAX_CACHED_NAMES = 4096
-_REPLY_PREFIX = REPLY_CHANNEL_PREFIX + "."
+# servicebus's reply channels, matched by get_capacity (see reply_capacity).
+_REPLY_CHANNELS = re.compile(re.escape(REPLY_CHANNEL_PREFIX + "."))
 
 
 def _why(error: BaseException) -> str:
@@ -96,6 +98,8 @@ class RedisChannelLayer(BaseChannelLayer):
         if block_timeout < 0.05:
             raise ValueError("block_timeout must be at least 0.05 s")
         self.channel_capacity = self.compile_capacities(channel_capacity or {})
+        # Last: a pattern the user gave for reply channels wins (get_capacity's first match).
+        self.channel_capacity.append((_REPLY_CHANNELS, self.reply_capacity))
         self.group_expiry = group_expiry
         self.prefix = prefix
         self.hosts = decode_hosts(hosts)
@@ -164,16 +168,6 @@ class RedisChannelLayer(BaseChannelLayer):
     async def new_channel(self, prefix: str = "specific") -> str:
         """A new process-local channel name (``prefix.<client>!<random>``)."""
         return f"{prefix}.{self.client_prefix}!{uuid.uuid4().hex}"
-
-    def get_capacity(self, channel: str) -> int:
-        """The first ``channel_capacity`` pattern that matches, else ``reply_capacity`` for
-        servicebus reply channels, else ``capacity``."""
-        for pattern, capacity in self.channel_capacity:
-            if pattern.match(channel):
-                return int(capacity)
-        if channel.startswith(_REPLY_PREFIX):
-            return self.reply_capacity
-        return self.capacity
 
     def _group_key(self, group: str) -> bytes:
         return f"{self.prefix}:group:{group}".encode()
