@@ -191,46 +191,52 @@ def _extract(headers: dict[str, str]) -> Any:
     return trace.set_span_in_context(NonRecordingSpan(remote), otel_context.Context())
 
 
-class _RemoteParent(NonRecordingSpan):
+class _LazySpan(NonRecordingSpan):
+    """A span that records nothing and makes its SpanContext when first asked (``_make``).
+
+    No NonRecordingSpan.__init__: it only stores the context, made here instead.
+    """
+
+    made: SpanContext | None = None
+
+    def get_span_context(self) -> SpanContext:
+        context = self.made
+        if context is None:
+            context = self.made = self._make()
+        return context
+
+    def _make(self) -> SpanContext:
+        raise NotImplementedError
+
+
+class _RemoteParent(_LazySpan):
     """An incoming parent that records nothing, read from its ``traceparent`` when first asked.
 
     Most handlers never ask (no nested call, no other instrumentation), so most requests of
     an unsampled trace never pay for parsing it and building its SpanContext.
     """
 
-    # No NonRecordingSpan.__init__: it only stores the context, made here when asked.
     def __init__(self, traceparent: str, tracestate: str | None) -> None:
         self.traceparent = traceparent
         self.tracestate = tracestate
-        self.made: SpanContext | None = None
 
-    def get_span_context(self) -> SpanContext:
-        context = self.made
-        if context is None:
-            context = _span_context(self.traceparent, self.tracestate)
-            context = self.made = context or trace.INVALID_SPAN_CONTEXT
-        return context
+    def _make(self) -> SpanContext:
+        return _span_context(self.traceparent, self.tracestate) or trace.INVALID_SPAN_CONTEXT
 
     def __repr__(self) -> str:
         return f"_RemoteParent({self.traceparent!r})"
 
 
-class _DroppedRoot(NonRecordingSpan):
-    """A new trace's root that the ratio sampler dropped, its SpanContext made when first
-    asked (as the SDK's own dropped span, without the SDK's cost of making one)."""
+class _DroppedRoot(_LazySpan):
+    """A new trace's root that the ratio sampler dropped (as the SDK's own dropped span,
+    without the SDK's cost of making one)."""
 
-    def __init__(self, trace_id: int, span_id: int, flags: int) -> None:  # as _RemoteParent
+    def __init__(self, trace_id: int, span_id: int, flags: int) -> None:
         self.ids = (trace_id, span_id, flags)
-        self.made: SpanContext | None = None
 
-    def get_span_context(self) -> SpanContext:
-        context = self.made
-        if context is None:
-            trace_id, span_id, flags = self.ids
-            context = self.made = SpanContext(
-                trace_id, span_id, is_remote=False, trace_flags=_FLAGS[flags]
-            )
-        return context
+    def _make(self) -> SpanContext:
+        trace_id, span_id, flags = self.ids
+        return SpanContext(trace_id, span_id, is_remote=False, trace_flags=_FLAGS[flags])
 
     def __repr__(self) -> str:
         return f"_DroppedRoot({self.ids[0]:032x}-{self.ids[1]:016x})"
