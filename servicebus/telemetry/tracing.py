@@ -12,6 +12,8 @@ span status to ERROR. ``SERVICEBUS["TRACING"] = False`` switches it off. Without
 from __future__ import annotations
 
 import contextlib
+import contextvars
+import random
 import re
 import threading
 import time
@@ -45,13 +47,36 @@ _SPAN_KEY = (
     if trace is not None
     else ""
 )
+
+
+def _runtime_var() -> contextvars.ContextVar[Any] | None:
+    """The ContextVar behind OTel's default (contextvars) runtime context, else None.
+
+    Reading and setting it directly skips two Python frames per use (get_current, attach,
+    detach); any other runtime context goes through the API.
+    """
+    runtime = getattr(otel_context, "_RUNTIME_CONTEXT", None)
+    var = getattr(runtime, "_current_context", None)
+    return var if isinstance(var, contextvars.ContextVar) else None
+
+
+_CURRENT = _runtime_var() if trace is not None else None
+_get_current: Any = _CURRENT.get if _CURRENT is not None else None
+
+
+def _attach(context: Any) -> Any:
+    return _CURRENT.set(context) if _CURRENT is not None else otel_context.attach(context)
+
+
 # traceparent endings: any flags (no SDK: the context passes on either way).
 _ANY_FLAGS = tuple(f"-{i:02x}" for i in range(256))
+# traceparent endings of an unsampled trace (the sampled bit, 0x01, unset; 0x02: random id).
+_UNSAMPLED = ("-00", "-02")
 
 SPAN = "otel.span"
 TOKEN = "otel.token"
 W3C_FIELDS = frozenset({"traceparent", "tracestate", "baggage"})
-_w3c_checked: tuple[int, bool] = (0, False)
+_w3c_checked: tuple[Any, bool] = (None, False)
 
 
 def _default_propagation() -> bool:
@@ -62,10 +87,11 @@ def _default_propagation() -> bool:
     """
     global _w3c_checked
     textmap = propagate.get_global_textmap()
-    if _w3c_checked[0] != id(textmap):
+    checked = _w3c_checked
+    if checked[0] is not textmap:
         fast = type(textmap) is CompositePropagator and set(textmap.fields) == W3C_FIELDS
-        _w3c_checked = (id(textmap), fast)
-    return _w3c_checked[1]
+        checked = _w3c_checked = (textmap, fast)
+    return checked[1]
 
 
 # TraceIdRatioBased's rule, alone or as ParentBased's root (the SDK's own descriptions).
@@ -80,18 +106,30 @@ class Sampling:
     context on without spans. ``root_bound``: the root decision is TraceIdRatioBased's
     (sample iff the trace id's low 64 bits < bound), so a dropped root needs no SDK span:
     its ids are drawn from the provider's id generator and written by hand.
+    ``final``: the provider is not the API's proxy, so it never changes (OTel sets the
+    global provider once) and this reading holds for good.
     """
 
     def __init__(self, provider: Any) -> None:
         sampler = getattr(provider, "sampler", None)  # the SDK's; the API's has none
+        self.provider = provider
+        self.final = not isinstance(provider, trace.ProxyTracerProvider)
         self.sdk = not isinstance(provider, (trace.NoOpTracerProvider, trace.ProxyTracerProvider))
         text = sampler.get_description() if sampler is not None else ""
         self.drops_unsampled = (
             "remoteParentNotSampled:AlwaysOffSampler" in text
             and "localParentNotSampled:AlwaysOffSampler" in text
         )
+        # traceparent endings whose context passes through without a span: any without
+        # an SDK, unsampled ones under ParentBased, none otherwise.
+        self.pass_flags: tuple[str, ...] = (
+            _ANY_FLAGS if not self.sdk else _UNSAMPLED if self.drops_unsampled else ()
+        )
         self.root_bound: int | None = None
         self.ids: Any = None
+        # The SDK's own RandomIdGenerator: its ids are random.getrandbits, drawn here directly.
+        self.plain_ids = False
+        self.root_format = ""
         self.tracer: Any = None
         ids = getattr(provider, "id_generator", None)
         match = _RATIO_ROOT.match(text)
@@ -102,12 +140,24 @@ class Sampling:
             random_flag = getattr(ids, "is_trace_id_random", None)
             # W3C level 2: the SDK flags random trace ids (0x02) on every span it makes.
             self.dropped_flags = 2 if random_flag is not None and random_flag() else 0
+            self.root_format = f"00-%032x-%016x-{self.dropped_flags:02x}"
+            self.plain_ids = type(ids) is _sdk_random_ids()
             # Our own tracer: a sampled root gets the very trace id the decision was made on.
             self.tracer = provider.get_tracer("servicebus", VERSION)
             self.tracer.id_generator = _PresetIds(self.tracer.id_generator)
 
 
 _LIMIT = (1 << 64) - 1
+_getrandbits = random.getrandbits
+
+
+def _sdk_random_ids() -> type | None:
+    """The SDK's RandomIdGenerator class (None without the SDK)."""
+    try:
+        from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
+    except ImportError:  # pragma: no cover - a provider with a sampler comes with the SDK
+        return None
+    return RandomIdGenerator
 
 
 class _PresetIds:
@@ -259,23 +309,7 @@ def _span_context(traceparent: str, tracestate: str | None) -> SpanContext | Non
     )
 
 
-def _lazy_parent(headers: dict[str, str], traceparent: str, flags: tuple[str, ...]) -> Any:
-    """The context of a plain version-00 ``traceparent`` whose flags end it as one of
-    ``flags``, its span read lazily (_RemoteParent); None when it needs _extract."""
-    if (
-        len(traceparent) != 55
-        or not traceparent.startswith("00-")
-        or not traceparent.endswith(flags)
-        or "baggage" in headers
-        or not _default_propagation()
-    ):
-        return None
-    return otel_context.Context({_SPAN_KEY: _RemoteParent(traceparent, headers.get("tracestate"))})
-
-
 _HEX = frozenset("0123456789abcdef")
-# traceparent endings of an unsampled trace (the sampled bit, 0x01, unset; 0x02: random id).
-_UNSAMPLED = ("-00", "-02")
 
 
 def _parse(traceparent: str) -> tuple[int, int, int] | None:
@@ -296,10 +330,18 @@ def _parse(traceparent: str) -> tuple[int, int, int] | None:
 def _dropped_root(sampling: Sampling) -> tuple[int, int] | None:
     """A new trace's (trace id, span id) when the ratio sampler drops it, decided as the
     SDK would; None when it is sampled (the SDK's span then gets that trace id)."""
-    trace_id = sampling.ids.generate_trace_id()
-    if trace_id & _LIMIT >= sampling.root_bound:
-        return trace_id, sampling.ids.generate_span_id()
-    sampling.tracer.id_generator.give(trace_id)
+    bound = sampling.root_bound or 0  # set whenever this runs
+    if sampling.plain_ids:
+        # The SDK's RandomIdGenerator, without its two Python frames per id.
+        trace_id = _getrandbits(128)
+        if trace_id & _LIMIT >= bound and trace_id:
+            span_id = _getrandbits(64)
+            return trace_id, span_id or sampling.ids.generate_span_id()
+    else:
+        trace_id = sampling.ids.generate_trace_id()
+        if trace_id & _LIMIT >= bound:
+            return trace_id, sampling.ids.generate_span_id()
+    sampling.tracer.id_generator.give(trace_id or sampling.ids.generate_trace_id())
     return None
 
 
@@ -314,9 +356,15 @@ class TracingHook:
         assert trace is not None
         self.provider = tracer_provider
         self.tracer = trace.get_tracer("servicebus", VERSION, tracer_provider=tracer_provider)
+        self._known: Sampling | None = None
 
     def _sampling(self) -> Sampling:
-        return sampling_of(self.provider or global_provider())
+        """The provider's Sampling, read once for a final provider (the hot paths check
+        ``self._known.final`` themselves and call this only when it is not)."""
+        known = self._known
+        if known is None or not known.final:
+            known = self._known = sampling_of(self.provider or global_provider())
+        return known
 
     def _passes_through(self, span: Any, sampling: Sampling) -> bool:
         ctx = span.get_span_context()
@@ -340,12 +388,17 @@ class TracingHook:
         Outside any span (an edge) a ``traceparent`` the caller passed is the parent.
         """
         headers = info.headers
+        if not headers and not (_get_current() if _get_current else otel_context.get_current()):
+            # The common edge: no span, no baggage, no headers at all (one dict check).
+            known = self._known
+            self._start_root(info, known if known is not None and known.final else self._sampling())
+            return
         if (
             not otel_context.get_current()
             and "traceparent" not in headers
             and "tracestate" not in headers
         ):
-            # The common edge: no span, no baggage, no context given (one dict check).
+            # No span, no baggage, no context given.
             self._start_root(info, self._sampling())
             return
         given: dict[str, str] = (
@@ -385,29 +438,26 @@ class TracingHook:
         if dropped is not None:
             # The context goes on by hand, no SDK span (its cost is the point).
             # %-formatting: a third cheaper than the f-string with format specs here.
-            info.headers["traceparent"] = "00-%032x-%016x-%02x" % (  # noqa: UP031
-                dropped[0],
-                dropped[1],
-                sampling.dropped_flags,
-            )
+            info.headers["traceparent"] = sampling.root_format % dropped
             return
         self._start_client(info, sampling.tracer, None)
 
     def _start_client(
         self, info: CallInfo, tracer: Any, parent: Any, given: dict[str, str] | None = None
     ) -> None:
+        # Attributes at the start, as the API asks, so a sampler can read them (and the SDK
+        # files them once instead of one locked set per attribute).
         span = tracer.start_span(
             f"{info.service}/{info.method}",
             context=parent,
             kind=SpanKind.CLIENT,
+            attributes=self._attributes(info),
             start_time=_ns(info.started),
         )
         if not span.get_span_context().is_valid:
             # No context to pass on: leave the caller's own headers as they were.
             info.headers.update(given or {})
             return
-        if span.is_recording():  # a sampled-out span costs no attribute work
-            span.set_attributes(self._attributes(info))
         info.state[SPAN] = span
         # Replaces whatever traceparent was set: the parent of the callee is this span.
         _inject(info.headers, span)
@@ -422,63 +472,81 @@ class TracingHook:
 
     def server_start(self, info: CallInfo) -> None:
         """Start a SERVER span from the incoming trace context and make it current."""
-        sampling = self._sampling()
+        sampling = self._known
+        if sampling is None or not sampling.final:
+            sampling = self._sampling()
         headers = info.headers
         traceparent = headers.get("traceparent")
-        if not sampling.sdk:
-            # No SDK: no span to make, but an incoming context goes on to nested calls.
-            if traceparent is not None:
-                parent = _lazy_parent(headers, traceparent, _ANY_FLAGS) or _extract(headers)
-                info.state[TOKEN] = otel_context.attach(parent)
-            return
-        if traceparent is not None and sampling.drops_unsampled:
-            # An unsampled trace (flags 00 or 02): its context goes on, no span.
-            lazy = _lazy_parent(headers, traceparent, _UNSAMPLED)
-            if lazy is not None:
-                info.state[TOKEN] = otel_context.attach(lazy)
+        if traceparent is not None:
+            flags = sampling.pass_flags
+            if (
+                flags
+                and len(traceparent) == 55
+                and traceparent.startswith("00-")
+                and traceparent.endswith(flags)
+                and "baggage" not in headers
+                and _default_propagation()
+            ):
+                # A plain version-00 context that makes no span here (no SDK, or an
+                # unsampled trace): it goes on to nested calls, its span read lazily.
+                span = _RemoteParent(traceparent, headers.get("tracestate"))
+                lazy = otel_context.Context({_SPAN_KEY: span})
+                # The runtime's ContextVar set here, not through attach(): two frames less.
+                info.state[TOKEN] = _CURRENT.set(lazy) if _CURRENT is not None else _attach(lazy)
                 return
+            if not sampling.sdk:
+                # No SDK: no span to make, but an incoming context goes on to nested calls.
+                info.state[TOKEN] = _attach(_extract(headers))
+                return
+        elif not sampling.sdk:
+            return
         if traceparent is None and sampling.root_bound is not None:
             # A new trace starts here: the ratio sampler's decision, made as for a call.
             dropped = _dropped_root(sampling)
             if dropped is not None:
                 root = _DroppedRoot(*dropped, sampling.dropped_flags)
-                info.state[TOKEN] = otel_context.attach(otel_context.Context({_SPAN_KEY: root}))
+                info.state[TOKEN] = _attach(otel_context.Context({_SPAN_KEY: root}))
                 return
             self._start_server(info, sampling.tracer, None)
             return
         parent = _extract(headers)
         if self._passes_through(trace.get_current_span(parent), sampling):
-            info.state[TOKEN] = otel_context.attach(parent)
+            info.state[TOKEN] = _attach(parent)
             return
         self._start_server(info, self.tracer, parent)
 
     def _start_server(self, info: CallInfo, tracer: Any, parent: Any) -> None:
+        attributes = self._attributes(info)
+        attributes["servicebus.caller"] = info.caller
         span = tracer.start_span(
             f"{info.service}/{info.method}",
             context=parent,
             kind=SpanKind.SERVER,
+            attributes=attributes,
             start_time=_ns(info.started),
         )
-        if span.is_recording():
-            attributes = self._attributes(info)
-            attributes["servicebus.caller"] = info.caller
-            span.set_attributes(attributes)
         info.state[SPAN] = span
-        info.state[TOKEN] = otel_context.attach(trace.set_span_in_context(span, parent))
+        info.state[TOKEN] = _attach(trace.set_span_in_context(span, parent))
 
     def server_end(self, info: CallInfo) -> None:
         """End the SERVER span with the request's outcome."""
         if not info.state:
             return  # nothing was started (no SDK and no incoming context)
-        token = info.state.pop(TOKEN, None)
+        state = info.state
+        token = state.pop(TOKEN, None)
         if token is not None:
-            try:
+            if _CURRENT is not None and type(token) is contextvars.Token:
+                # The runtime's ContextVar reset here, not through detach(): two frames less.
+                try:
+                    _CURRENT.reset(token)
+                except (ValueError, RuntimeError):  # pragma: no cover - another context
+                    pass
+            else:
                 otel_context.detach(token)
-            except Exception:  # pragma: no cover - server_end ran in another context
-                pass
-        span = info.state.pop(SPAN, None)
-        if span is not None:
-            self._end(span, info)
+        if state:
+            span = state.pop(SPAN, None)
+            if span is not None:
+                self._end(span, info)
 
     def _end(self, span: Any, info: CallInfo) -> None:
         if span.is_recording():

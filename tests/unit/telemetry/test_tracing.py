@@ -263,6 +263,54 @@ def test_ratio_sampling_by_hand_keeps_the_samplers_rate_and_trace_ids() -> None:
     assert all((s.context.trace_id & TraceIdRatioBased.TRACE_ID_LIMIT) < bound for s in spans)
 
 
+def test_dropped_roots_draw_their_ids_from_the_providers_id_generator() -> None:
+    from opentelemetry.sdk.trace.id_generator import IdGenerator
+    from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
+
+    class Counting(IdGenerator):
+        """Ids 1, 2, 3, ... (never sampled at rate 0)."""
+
+        def __init__(self) -> None:
+            self.last = 0
+
+        def generate_trace_id(self) -> int:
+            self.last += 1
+            return self.last
+
+        def generate_span_id(self) -> int:
+            self.last += 1
+            return self.last
+
+    ids = Counting()
+    provider = TracerProvider(sampler=ParentBased(TraceIdRatioBased(0.0)), id_generator=ids)
+    hook = tracing.TracingHook(provider)
+    calls = [Info(kind="client", service="b", method="work") for _ in range(2)]
+    for call in calls:
+        hook.client_start(call)
+        hook.client_end(call)
+    assert [c.headers["traceparent"] for c in calls] == [
+        f"00-{1:032x}-{2:016x}-00",
+        f"00-{3:032x}-{4:016x}-00",
+    ]
+
+
+def test_dropped_roots_with_the_sdks_random_ids_draw_them_as_it_does() -> None:
+    import random
+
+    provider, _, _ = _ratio_provider(0.0)
+    hook = tracing.TracingHook(provider)
+    call = Info(kind="client", service="b", method="work")
+    random.seed(7)
+    hook.client_start(call)
+    random.seed(7)
+    expected = (random.getrandbits(128), random.getrandbits(64))
+    _, trace_id, span_id, flags = call.headers["traceparent"].split("-")
+    assert (int(trace_id, 16), int(span_id, 16)) == expected
+    # The random-trace-id flag (0x02) where the SDK sets it on its own spans.
+    random_ids = getattr(provider.id_generator, "is_trace_id_random", lambda: False)()
+    assert flags == ("02" if random_ids else "00")
+
+
 def test_without_sdk_a_request_without_context_costs_nothing() -> None:
     hook = tracing.TracingHook()  # the API's no-op provider in unit tests
     serve = Info(kind="server", headers={"x-tenant": "acme"})
