@@ -1,9 +1,14 @@
 """What telemetry costs: acall throughput at 64 in flight with telemetry off and on.
 
-    python -m benchmarks.telemetry                 # 5 interleaved rounds, 3 s cells
+    python -m benchmarks.telemetry                 # 10 interleaved rounds, 1.5 s cells
     python -m benchmarks.telemetry --rounds 1 --duration 1   # a quick look
 
-Modes (the caller, this process, and the worker, a runworker process, alike):
+One runworker process per mode (each on its own request channel, all started first) and
+this process as the caller, switching its own telemetry with each cell. A round runs every
+mode once, back to back: on a shared machine whose speed drifts over seconds, the modes a
+target compares then see the same machine, and each target is a median of per-round ratios.
+
+Modes (the caller and the mode's worker alike):
   off      SERVICEBUS["TELEMETRY"] = False: no hooks at all
   hooks    the default hooks (stats, access log) without records, metrics or tracing:
            against "record", what recording alone costs
@@ -36,7 +41,9 @@ from benchmarks.rpc import Cell, run_async_cell  # noqa: E402
 from tests.support.processes import ManagedProcess  # noqa: E402
 from tests.support.redis_server import RedisServer  # noqa: E402
 
-MODES = ("off", "hooks", "metrics", "record", "all")
+# Each target's two modes run back to back in every round, so the machine's drift between
+# cells (seconds apart) falls on both alike: record | hooks | metrics.
+MODES = ("off", "record", "hooks", "metrics", "all")
 SETTINGS = "benchmarks.telemetry_settings"
 
 
@@ -57,14 +64,19 @@ def configure_caller(mode: str) -> None:
     recorder.configure(active=False)
 
 
-async def measure(duration: float, warmup: float, inflight: int) -> Cell:
-    """acall echo (100 B) with ``inflight`` calls in flight."""
+def channel_of(mode: str) -> str:
+    """The request channel of ``mode``'s worker (one worker per mode, all alive at once)."""
+    return f"bench.{mode}.request"
+
+
+async def measure(duration: float, warmup: float, inflight: int, channel: str) -> Cell:
+    """acall echo (100 B) on ``channel`` with ``inflight`` calls in flight."""
     import servicebus
 
     body = b"x" * 100
 
     async def call() -> Any:
-        return await servicebus.acall("bench.request", "echo", body, timeout=30)
+        return await servicebus.acall(channel, "echo", body, timeout=30)
 
     cell = Cell("acall", inflight, 100)
     await run_async_cell(call, cell, duration, warmup)
@@ -81,9 +93,9 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--duration", type=float, default=3.0)
-    parser.add_argument("--warmup", type=float, default=0.5)
+    parser.add_argument("--rounds", type=int, default=10)
+    parser.add_argument("--duration", type=float, default=1.5)
+    parser.add_argument("--warmup", type=float, default=0.3)
     parser.add_argument("--inflight", type=int, default=64)
     parser.add_argument("--modes", default=",".join(MODES))
     parser.add_argument(
@@ -95,7 +107,11 @@ def main(argv: list[str] | None = None) -> None:
     modes = args.modes.split(",")
     # The caller on uvloop when installed, as the workers (runworker) and benchmarks.rpc.
     run, loop_name = loop_runner()
-    print(f"caller on {loop_name}; worker: runworker (uvloop when installed)", flush=True)
+    print(
+        f"caller on {loop_name}; one runworker per mode (uvloop when installed), "
+        f"{args.rounds} rounds of {args.duration:g} s cells",
+        flush=True,
+    )
     rates: dict[str, list[float]] = {m: [] for m in modes}
     # CPU per call of caller + worker + redis-server: steadier than calls/s on a shared
     # machine (throughput at saturation goes with its inverse).
@@ -110,35 +126,43 @@ def main(argv: list[str] | None = None) -> None:
         from benchmarks.telemetry_settings import install_tracer_provider
 
         install_tracer_provider()  # this process; used only while a mode installs tracing
-        for round_ in range(args.rounds):
+        # One worker per mode, each on its own request channel, all started before the
+        # first cell: a round then runs the modes back to back in short cells, seconds
+        # apart, so the machine's drift falls on the modes it compares alike.
+        workers: list[ManagedProcess] = []
+        try:
             for mode in modes:
                 env = {"BENCH_REDIS_URL": redis.url, "DJANGO_SETTINGS_MODULE": SETTINGS,
-                       "BENCH_TELEMETRY": mode,
+                       "BENCH_TELEMETRY": mode, "BENCH_CHANNEL": channel_of(mode),
                        "BENCH_SAMPLE_RATIO": os.environ.get("BENCH_SAMPLE_RATIO", "")}  # fmt: skip
                 worker = ManagedProcess(
-                    [sys.executable, "-m", "django", "runworker", "bench.request"],
+                    [sys.executable, "-m", "django", "runworker", channel_of(mode)],
                     env=env, cwd=ROOT, name=f"worker-{mode}",
                 )  # fmt: skip
+                workers.append(worker)
                 worker.start(ready="worker serving", timeout=60)
-                try:
+            # Every process of the run: the idle workers' few wake-ups count too.
+            pids = [os.getpid(), redis.proc.pid, *(w.proc.pid for w in workers)]  # type: ignore[union-attr]
+            for round_ in range(args.rounds):
+                for mode in modes:
                     configure_caller(mode)
-                    pids = [os.getpid(), worker.proc.pid, redis.proc.pid]  # type: ignore[union-attr]
-                    before = [cpu_seconds(p) for p in pids]
-                    cell = run(measure(args.duration, args.warmup, args.inflight))
-                    used = sum(cpu_seconds(p) for p in pids) - sum(before)
-                finally:
-                    worker.stop()
-                rates[mode].append(cell.rate)
-                # Warm-up calls are not counted in cell.calls but used CPU: scale them in.
-                calls = cell.calls * (args.duration + args.warmup) / args.duration
-                cpu[mode].append(used / max(calls, 1) * 1e6)
-                print(
-                    f"round {round_ + 1} {mode:<8} {cell.rate:>8.0f} calls/s  "
-                    f"{cpu[mode][-1]:6.1f} µs CPU/call  "
-                    f"p50 {cell.pct(0.5):6.2f} ms  p99 {cell.pct(0.99):6.2f} ms"
-                    + (f"  errors={cell.errors} ({cell.first_error})" if cell.errors else ""),
-                    flush=True,
-                )
+                    before = sum(cpu_seconds(p) for p in pids)
+                    cell = run(measure(args.duration, args.warmup, args.inflight, channel_of(mode)))
+                    used = sum(cpu_seconds(p) for p in pids) - before
+                    rates[mode].append(cell.rate)
+                    # Warm-up calls are not counted in cell.calls but used CPU: scale them in.
+                    calls = cell.calls * (args.duration + args.warmup) / args.duration
+                    cpu[mode].append(used / max(calls, 1) * 1e6)
+                    print(
+                        f"round {round_ + 1} {mode:<8} {cell.rate:>8.0f} calls/s  "
+                        f"{cpu[mode][-1]:6.1f} µs CPU/call  "
+                        f"p50 {cell.pct(0.5):6.2f} ms  p99 {cell.pct(0.99):6.2f} ms"
+                        + (f"  errors={cell.errors} ({cell.first_error})" if cell.errors else ""),
+                        flush=True,
+                    )
+        finally:
+            for worker in workers:
+                worker.stop()
     base = statistics.median(rates["off"]) if rates.get("off") else None
     sampling = f"sampling {args.sample_ratio}" if args.sample_ratio is not None else "every span"
     print(

@@ -7,7 +7,9 @@ from channels.routing import ChannelNameRouter, ProtocolTypeRouter
 
 from servicebus import Request, Service
 
-bench = Service("bench")
+# BENCH_CHANNEL: another request channel for the same service (benchmarks.telemetry runs
+# one worker per telemetry mode side by side).
+bench = Service("bench", channel=os.environ.get("BENCH_CHANNEL") or None)
 _redis: Any = None
 
 
