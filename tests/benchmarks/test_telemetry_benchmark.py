@@ -2,29 +2,18 @@
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
-pytestmark = pytest.mark.redis
+from tests.support.processes import run_benchmark
 
-ROOT = Path(__file__).resolve().parents[2]
+pytestmark = pytest.mark.redis
 
 
 def test_telemetry_benchmark_prints_the_issue_8_ratio() -> None:
     args = ["--modes", "hooks,metrics", "--rounds", "1", "--duration", "0.5", "--warmup", "0.2"]
-    done = subprocess.run(
-        [sys.executable, "-m", "benchmarks.telemetry", "--sample-ratio", "0.01", *args],
-        cwd=ROOT,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-        capture_output=True,
-        text=True,
-        timeout=180,
-    )
+    done = run_benchmark("telemetry", "--sample-ratio", "0.01", *args, timeout=180)
     assert done.returncode == 0, done.stdout + done.stderr
     rounds = [line for line in done.stdout.splitlines() if line.startswith("round 1 ")]
     assert len(rounds) == 2 and not any("errors=" in line for line in rounds), done.stdout

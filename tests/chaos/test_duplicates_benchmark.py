@@ -3,32 +3,25 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from collections import Counter
 
 import pytest
 
-from benchmarks.duplicates import ROOT, Run, check
+from benchmarks.duplicates import Run, check
+from tests.support.processes import run_benchmark
 
 NAMES = ["worker-0", "worker-1"]
 
 
-def run_benchmark(*args: str) -> dict:
-    done = subprocess.run(
-        [sys.executable, "-m", "benchmarks.duplicates", "--quick", "--json", *args],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=100,
-    )
+def run_quick(*args: str) -> dict:
+    done = run_benchmark("duplicates", "--quick", "--json", *args, timeout=100)
     summary = json.loads(done.stdout.strip().splitlines()[-1])
     assert done.returncode == 0, done.stdout + done.stderr[-3000:]
     return summary
 
 
 def test_quick_run_executes_every_call_once_and_every_worker_answers():
-    summary = run_benchmark()
+    summary = run_quick()
     assert summary["ok"] == summary["calls"] == 3000
     assert summary["executed_twice"] == summary["misrouted"] == 0
     assert summary["queue_left_before_stop"] == 0
@@ -36,7 +29,7 @@ def test_quick_run_executes_every_call_once_and_every_worker_answers():
 
 
 def test_quick_run_with_a_sigkilled_worker_loses_only_what_it_held():
-    summary = run_benchmark("--kill")
+    summary = run_quick("--kill")
     assert summary["killed"] == "worker-0"
     assert summary["executed_twice"] == summary["misrouted"] == 0
     assert set(summary["errors"]) <= {"CallTimeout"}

@@ -4,24 +4,15 @@ here (a shared machine); docs/benchmarks.md holds a full run."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import pytest
 
-from tests.support.processes import ROOT
+from tests.support.processes import run_benchmark
 
 pytestmark = pytest.mark.e2e
 
 
 def test_the_order_flow_benchmark_runs_quick() -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "benchmarks.orders", "--quick", "--clients", "1,8"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    result = run_benchmark("orders", "--quick", "--clients", "1,8", timeout=600)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     out = result.stdout
     assert "| redis-sqlite | 8 |" in out and "| monolith | 8 |" in out, out[-3000:]

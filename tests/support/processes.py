@@ -152,3 +152,15 @@ def daphne(port: int, project: str) -> list[str]:
         "-p", str(port),
         f"{project}.asgi:application",
     ]  # fmt: skip
+
+
+def run_benchmark(module: str, *args: str, timeout: float) -> subprocess.CompletedProcess[str]:
+    """``python -m benchmarks.<module> ARGS`` from the repository root, its output as text."""
+    return subprocess.run(
+        [sys.executable, "-m", f"benchmarks.{module}", *args],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
