@@ -112,7 +112,6 @@ class Sampling:
 
     def __init__(self, provider: Any) -> None:
         sampler = getattr(provider, "sampler", None)  # the SDK's; the API's has none
-        self.provider = provider
         self.final = not isinstance(provider, trace.ProxyTracerProvider)
         self.sdk = not isinstance(provider, (trace.NoOpTracerProvider, trace.ProxyTracerProvider))
         text = sampler.get_description() if sampler is not None else ""
